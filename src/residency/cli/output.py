@@ -1,0 +1,32 @@
+"""Shared CLI output: Rich tables for people, JSON for scripts, one-line errors with exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+# Exit codes mean the same thing in every command.
+EXIT_OK = 0
+EXIT_FINDINGS = 1  # the command ran and found a problem (violation, mismatch, no location)
+EXIT_USAGE = 2  # bad input: file, flag or value
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print one readable line to stderr and exit with `code`."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout, nothing else, so `| jq` always works."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
