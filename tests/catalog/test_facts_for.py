@@ -1,0 +1,107 @@
+"""`Catalog.facts_for`: what the policy engine will believe about a configured location."""
+
+from __future__ import annotations
+
+import pytest
+
+from residency.catalog import Catalog, CatalogError, LocationFacts, load_catalog
+from residency.config import LocationConfig
+
+
+@pytest.fixture(scope="module")
+def cat() -> Catalog:
+    return load_catalog()
+
+
+def loc(**fields: str) -> LocationConfig:
+    return LocationConfig(**{"name": "here", "scheme": "fs", **fields})
+
+
+def test_cloud_region_takes_facts_from_the_catalog(cat: Catalog) -> None:
+    facts = cat.facts_for(loc(name="ali-sg", provider="alibaba", region="ap-southeast-1"))
+    assert facts == LocationFacts(
+        name="ali-sg",
+        provider="alibaba",
+        provider_name="Alibaba Cloud (Aliyun)",
+        vendor_hq="CN",
+        region="ap-southeast-1",
+        city="Singapore",
+        country="SG",
+        continent="Asia",
+        storage_usd_per_gb_month=None,
+        egress_usd_per_gb=None,
+    )
+
+
+def test_oci_ashburn_facts_carry_prices(cat: Catalog) -> None:
+    facts = cat.facts_for(loc(provider="oci", region="us-ashburn-1"))
+    assert (facts.vendor_hq, facts.country, facts.city) == ("US", "US", "Ashburn")
+    assert facts.storage_usd_per_gb_month == pytest.approx(0.0255)
+    assert facts.egress_usd_per_gb == pytest.approx(0.0085)
+
+
+def test_own_data_center_uses_config_country_and_has_no_vendor(cat: Catalog) -> None:
+    facts = cat.facts_for(
+        loc(name="dc-fsn", provider="self", region="rack-7", country="DE", city="Falkenstein")
+    )
+    assert facts == LocationFacts(
+        name="dc-fsn",
+        provider="self",
+        provider_name="Self-hosted / on-premises",
+        vendor_hq=None,
+        region="rack-7",
+        city="Falkenstein",
+        country="DE",
+        continent="Europe",
+    )
+
+
+def test_own_data_center_without_city_has_empty_city(cat: Catalog) -> None:
+    facts = cat.facts_for(loc(provider="self", region="on-prem", country="SG"))
+    assert (facts.city, facts.country, facts.continent) == ("", "SG", "Asia")
+
+
+def test_own_data_center_requires_a_country(cat: Catalog) -> None:
+    with pytest.raises(CatalogError) as err:
+        cat.facts_for(loc(name="basement", provider="self", region="on-prem"))
+    message = str(err.value)
+    assert message.startswith("location 'basement': ")
+    assert "needs `country:`" in message
+
+
+def test_own_data_center_rejects_unassigned_country_code(cat: Catalog) -> None:
+    # "XX" passes the config's shape check; only the catalog knows it is not a country.
+    with pytest.raises(CatalogError, match="location 'here': unknown country code 'XX'"):
+        cat.facts_for(loc(provider="self", region="on-prem", country="XX"))
+
+
+def test_unknown_provider_names_the_location_and_suggests(cat: Catalog) -> None:
+    with pytest.raises(CatalogError) as err:
+        cat.facts_for(loc(name="x", provider="tencnet", region="ap-singapore"))
+    assert str(err.value) == "location 'x': unknown provider 'tencnet'; did you mean 'tencent'?"
+
+
+def test_unknown_region_names_the_location_and_suggests(cat: Catalog) -> None:
+    with pytest.raises(CatalogError, match="location 'here': unknown region 'us-ashburn-2'") as err:
+        cat.facts_for(loc(provider="oci", region="us-ashburn-2"))
+    assert "did you mean 'us-ashburn-1'" in str(err.value)
+
+
+def test_config_country_must_agree_with_the_catalog(cat: Catalog) -> None:
+    ok = cat.facts_for(loc(provider="aws", region="eu-central-1", country="DE"))
+    assert ok.country == "DE"
+    with pytest.raises(CatalogError, match="conflicts with the catalog: aws us-east-1 is in US"):
+        cat.facts_for(loc(provider="aws", region="us-east-1", country="DE"))
+
+
+def test_multi_country_region_cannot_be_pinned(cat: Catalog) -> None:
+    facts = cat.facts_for(loc(provider="gcp", region="eu"))
+    assert facts.country is None
+    assert facts.continent == "Europe"
+    with pytest.raises(CatalogError, match="spans several countries"):
+        cat.facts_for(loc(provider="gcp", region="eu", country="DE"))
+
+
+def test_config_city_labels_a_region_without_a_published_city(cat: Catalog) -> None:
+    facts = cat.facts_for(loc(provider="backblaze", region="us-west-002", city="Sacramento"))
+    assert (facts.city, facts.country) == ("Sacramento", "US")
