@@ -77,6 +77,14 @@ class Settings(BaseSettings):
     workers: int = 1
     region_name: str = "us-east-1"
     log_level: str = "info"
+    # Virtual-host addressing: `bucket.<base_domain>`; comma-separated for several names.
+    base_domain: str | None = None
+    # Sign an audit checkpoint (Ed25519) every N entries.
+    audit_checkpoint_every: int = Field(default=1000, ge=1)
+    # Operator Cedar policy files added to the built-in tenant-ownership policies.
+    access_policies: list[Path] = Field(default_factory=list)
+    # 28 CFR 202.205 bulk thresholds; None means the shipped defaults.
+    bulk_thresholds: Path | None = None
 
     @property
     def db_url(self) -> str:

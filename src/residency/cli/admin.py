@@ -1,9 +1,255 @@
-"""CLI: admin commands."""
+"""`residency tenant ...` and `residency key ...`: who may use the gateway.
+
+Secrets are printed once, by `key create`, and never again (`key list` shows ids only).
+Every change is appended to the audit log in the same transaction.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
 import typer
+from rich.table import Table
+
+from residency.cli.output import JSON_OPTION, console, fail, print_json
+from residency.config import ConfigError, Settings, load_settings
+
+T = TypeVar("T")
+
+tenant_app = typer.Typer(
+    help="Create and list tenants (organisations that own buckets).", no_args_is_help=True
+)
+key_app = typer.Typer(help="Issue, list and revoke S3 access keys.", no_args_is_help=True)
+
+CONFIG_OPTION = typer.Option(
+    None, "--config", "-c", help="residency.yaml (default: ./residency.yaml if present)."
+)
+DATA_DIR_OPTION = typer.Option(
+    None, "--data-dir", help="Where the database lives [./residency-data]."
+)
+ADMIN_ACTOR = "residency cli"
+
+
+def _settings(config: Path | None, data_dir: Path | None) -> Settings:
+    if config is not None and not config.exists():
+        fail(f"{config}: file not found")
+    try:
+        return load_settings(config, data_dir=data_dir)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def _run(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `work(session)` in one transaction on a migrated database; meta errors -> one line."""
+    from residency.meta.db import Database
+    from residency.meta.errors import MetaError
+
+    async def main() -> T:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.db_url)
+        try:
+            await db.migrate()
+            async with db.session() as session:
+                return await work(session)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(main())
+    except MetaError as exc:
+        fail(exc.message)
+
+
+async def _audit(session: Any, tenant: str | None, target: str, detail: dict[str, Any]) -> None:
+    from residency.audit import append
+    from residency.audit.kinds import ADMIN
+
+    await append(session, ADMIN, actor=ADMIN_ACTOR, tenant=tenant, target=target, detail=detail)
+
+
+@tenant_app.command("create")
+def tenant_create(
+    name: str = typer.Argument(..., help="Tenant name: lowercase letters, digits and '-'."),
+    config: Path | None = CONFIG_OPTION,
+    data_dir: Path | None = DATA_DIR_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Create a tenant."""
+    from residency.meta.repo import tenants
+
+    async def work(session: Any) -> dict[str, Any]:
+        tenant = await tenants.create_tenant(session, name)
+        await _audit(session, tenant.name, f"tenant/{tenant.name}", {"action": "create_tenant"})
+        return {"name": tenant.name, "created": tenant.created.isoformat()}
+
+    created = _run(_settings(config, data_dir), work)
+    if json_out:
+        print_json(created)
+    else:
+        console.print(f"Created tenant [bold]{created['name']}[/].", highlight=False)
+
+
+@tenant_app.command("list")
+def tenant_list(
+    config: Path | None = CONFIG_OPTION,
+    data_dir: Path | None = DATA_DIR_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """List tenants with their bucket and key counts."""
+    from residency.meta.repo import buckets, tenants
+
+    async def work(session: Any) -> list[dict[str, Any]]:
+        rows = []
+        for tenant in await tenants.list_tenants(session):
+            keys = await tenants.list_access_keys(session, tenant=tenant)
+            rows.append(
+                {
+                    "name": tenant.name,
+                    "created": tenant.created.isoformat(),
+                    "buckets": len(await buckets.list_buckets(session, tenant)),
+                    "active_keys": sum(1 for k, _ in keys if k.status == "active"),
+                }
+            )
+        return rows
+
+    rows = _run(_settings(config, data_dir), work)
+    if json_out:
+        print_json(rows)
+        return
+    table = Table("tenant", "created", "buckets", "active keys")
+    for r in rows:
+        table.add_row(r["name"], r["created"], str(r["buckets"]), str(r["active_keys"]))
+    console.print(table)
+
+
+@key_app.command("create")
+def key_create(
+    tenant: str = typer.Option(..., "--tenant", "-t", help="Tenant the key acts for."),
+    name: str = typer.Option(
+        "admin", "--name", "-n", help="Principal (user or service) the key belongs to."
+    ),
+    config: Path | None = CONFIG_OPTION,
+    data_dir: Path | None = DATA_DIR_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Issue an access key; the secret is printed now and never again."""
+    from residency.meta.repo import tenants
+
+    async def work(session: Any) -> dict[str, Any]:
+        t = await tenants.get_tenant(session, tenant)
+        principal = await tenants.find_principal(session, t, name)
+        if principal is None:
+            principal = await tenants.create_principal(session, t, name)
+        key = await tenants.create_access_key(session, principal)
+        await _audit(
+            session,
+            t.name,
+            f"key/{key.access_key_id}",
+            {"action": "create_key", "principal": principal.name},
+        )
+        return {
+            "tenant": t.name,
+            "principal": principal.name,
+            "access_key_id": key.access_key_id,
+            "secret_access_key": key.secret,
+        }
+
+    created = _run(_settings(config, data_dir), work)
+    if json_out:
+        print_json(created)
+        return
+    console.print(
+        f"Access key for {created['tenant']}/{created['principal']} "
+        "[bold yellow](the secret is shown only now: store it)[/]:",
+        highlight=False,
+    )
+    console.print(f"  access key id:     {created['access_key_id']}", highlight=False)
+    console.print(
+        f"  secret access key: {created['secret_access_key']}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@key_app.command("list")
+def key_list(
+    tenant: str | None = typer.Option(None, "--tenant", "-t", help="Only this tenant's keys."),
+    config: Path | None = CONFIG_OPTION,
+    data_dir: Path | None = DATA_DIR_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """List access keys (ids, owners, status; never secrets)."""
+    from residency.meta.repo import tenants
+
+    async def work(session: Any) -> list[dict[str, Any]]:
+        t = await tenants.get_tenant(session, tenant) if tenant else None
+        names = {x.id: x.name for x in await tenants.list_tenants(session)}
+        rows = []
+        for key, principal in await tenants.list_access_keys(session, tenant=t):
+            rows.append(
+                {
+                    "access_key_id": key.access_key_id,
+                    "tenant": names.get(principal.tenant_id, "?"),
+                    "principal": principal.name,
+                    "status": key.status,
+                    "created": key.created.isoformat(),
+                    "last_used": key.last_used.isoformat() if key.last_used else None,
+                }
+            )
+        return rows
+
+    rows = _run(_settings(config, data_dir), work)
+    if json_out:
+        print_json(rows)
+        return
+    table = Table("access key id", "tenant", "principal", "status", "created", "last used")
+    for r in rows:
+        table.add_row(
+            r["access_key_id"],
+            r["tenant"],
+            r["principal"],
+            r["status"],
+            r["created"],
+            r["last_used"] or "-",
+        )
+    console.print(table)
+
+
+@key_app.command("revoke")
+def key_revoke(
+    access_key_id: str = typer.Argument(..., help="The access key id to revoke."),
+    config: Path | None = CONFIG_OPTION,
+    data_dir: Path | None = DATA_DIR_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Revoke an access key: requests signed with it fail from now on."""
+    from residency.meta.models import Principal, Tenant
+    from residency.meta.repo import tenants
+
+    async def work(session: Any) -> dict[str, Any]:
+        key = await tenants.revoke_access_key(session, access_key_id)
+        principal = await session.get(Principal, key.principal_id)
+        tenant = await session.get(Tenant, principal.tenant_id) if principal else None
+        await _audit(
+            session,
+            tenant.name if tenant else None,
+            f"key/{key.access_key_id}",
+            {"action": "revoke_key"},
+        )
+        return {"access_key_id": key.access_key_id, "status": key.status}
+
+    revoked = _run(_settings(config, data_dir), work)
+    if json_out:
+        print_json(revoked)
+    else:
+        console.print(f"Revoked access key {revoked['access_key_id']}.", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.add_typer(tenant_app, name="tenant")
+    app.add_typer(key_app, name="key")

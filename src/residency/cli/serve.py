@@ -1,9 +1,221 @@
-"""CLI: serve commands."""
+"""`residency serve`: run the S3 gateway under granian.
+
+With no config file it starts the embedded default: SQLite and local directories standing for
+cloud regions under `./residency-data`, the `preset:default` policy, and a `default` tenant
+whose first access key is printed once.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
 import typer
+
+from residency.cli.output import console, fail
+from residency.config import ConfigError, Settings, load_settings
+
+DEFAULT_TENANT = "default"
+DEFAULT_PRINCIPAL = "admin"
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """What the first start of the embedded default created (the secret is shown once)."""
+
+    tenant: str
+    access_key_id: str
+    secret: str
+
+
+def resolve_settings(
+    config: Path | None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+    data_dir: Path | None = None,
+) -> tuple[Settings, bool]:
+    """Settings from the file/env/flags; (settings, embedded) where embedded means defaults."""
+    from residency.defaults import default_locations
+
+    if config is not None and not config.exists():
+        fail(f"{config}: file not found")
+    try:
+        settings = load_settings(config, host=host, port=port, workers=workers, data_dir=data_dir)
+    except ConfigError as exc:
+        fail(str(exc))
+    settings = settings.model_copy(update={"data_dir": settings.data_dir.expanduser().resolve()})
+    embedded = not settings.locations
+    if embedded:
+        settings = settings.model_copy(update={"locations": default_locations(settings.data_dir)})
+    return settings, embedded
+
+
+def check_settings(settings: Settings) -> None:
+    """Fail with one readable line if a location or the policy cannot be used."""
+    from residency.catalog import CatalogError, load_catalog
+    from residency.policy import PolicyError, load_policy
+    from residency.storage import StorageError, open_locations
+
+    try:
+        open_locations(settings, load_catalog())
+    except (CatalogError, StorageError, ValueError) as exc:
+        fail(f"location config: {exc}")
+    try:
+        load_policy(str(settings.policy) if settings.policy else "preset:default")
+    except PolicyError as exc:
+        fail(f"policy: {exc}")
+
+
+async def bootstrap(settings: Settings, embedded: bool) -> Bootstrap | None:
+    """Migrate the database; in embedded mode create the default tenant and key once."""
+    from residency.audit import append as audit_append
+    from residency.audit.kinds import ADMIN
+    from residency.meta.db import Database
+    from residency.meta.repo import tenants
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.db_url)
+    try:
+        await db.migrate()
+        if not embedded:
+            return None
+        async with db.session() as session:
+            if await tenants.find_tenant(session, DEFAULT_TENANT) is not None:
+                return None
+            tenant = await tenants.create_tenant(session, DEFAULT_TENANT)
+            principal = await tenants.create_principal(session, tenant, DEFAULT_PRINCIPAL)
+            key = await tenants.create_access_key(session, principal)
+            await audit_append(
+                session,
+                ADMIN,
+                actor="residency serve",
+                tenant=tenant.name,
+                target=f"tenant/{tenant.name}",
+                detail={
+                    "action": "bootstrap",
+                    "principal": principal.name,
+                    "access_key_id": key.access_key_id,
+                },
+            )
+            return Bootstrap(tenant.name, key.access_key_id, key.secret)
+    finally:
+        await db.dispose()
+
+
+def endpoint_url(settings: Settings, tls: bool = False) -> str:
+    host = settings.host
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"{'https' if tls else 'http'}://{shown}:{settings.port}"
+
+
+def print_bootstrap(created: Bootstrap, endpoint: str, region: str) -> None:
+    out = console.print
+    out(
+        f"Created tenant [bold]{created.tenant}[/] with an access key. "
+        "[bold yellow]The secret is shown only now: store it.[/]",
+        highlight=False,
+    )
+    out(f"  access key id:     {created.access_key_id}", highlight=False)
+    out(f"  secret access key: {created.secret}", highlight=False, soft_wrap=True)
+    out("Try it with the AWS CLI:", highlight=False)
+    out(
+        f"  AWS_ACCESS_KEY_ID={created.access_key_id} "
+        f"AWS_SECRET_ACCESS_KEY='{created.secret}' AWS_DEFAULT_REGION={region} "
+        f"aws --endpoint-url {endpoint} s3 ls",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
+    out("or add this to ~/.config/rclone/rclone.conf:", highlight=False)
+    for line in (
+        "  [residency]",
+        "  type = s3",
+        "  provider = Other",
+        f"  access_key_id = {created.access_key_id}",
+        f"  secret_access_key = {created.secret}",
+        f"  endpoint = {endpoint}",
+        f"  region = {region}",
+    ):
+        out(line, highlight=False, soft_wrap=True, markup=False)
+
+
+def run_granian(settings: Settings, tls: tuple[Path, Path] | None = None) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+
+    from residency.gateway.asgi import SETTINGS_ENV
+
+    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    level = settings.log_level.lower()
+    Granian(
+        target="residency.gateway.asgi:create",
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        workers=settings.workers,
+        log_level=LogLevels(level) if level in LogLevels.__members__ else LogLevels.info,
+        log_access=False,
+        ssl_cert=tls[0] if tls else None,
+        ssl_key=tls[1] if tls else None,
+    ).serve()
+
+
+def serve(
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="residency.yaml (default: ./residency.yaml if present)."
+    ),
+    host: str | None = typer.Option(None, "--host", help="Address to listen on [127.0.0.1]."),
+    port: int | None = typer.Option(None, "--port", "-p", help="Port to listen on [9000]."),
+    workers: int | None = typer.Option(
+        None, "--workers", "-w", min=1, help="Worker processes [1]."
+    ),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Where the database and local locations live [./residency-data]."
+    ),
+    tls_cert: Path | None = typer.Option(
+        None, "--tls-cert", help="PEM certificate: serve HTTPS (with --tls-key)."
+    ),
+    tls_key: Path | None = typer.Option(None, "--tls-key", help="PEM private key for --tls-cert."),
+) -> None:
+    """Serve the S3-compatible gateway (embedded default setup when there is no config)."""
+    if (tls_cert is None) != (tls_key is None):
+        fail("--tls-cert and --tls-key go together")
+    tls = (tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None
+    for path in tls or ():
+        if not path.is_file():
+            fail(f"{path}: file not found")
+    settings, embedded = resolve_settings(
+        config, host=host, port=port, workers=workers, data_dir=data_dir
+    )
+    check_settings(settings)
+    try:
+        created = asyncio.run(bootstrap(settings, embedded))
+    except Exception as exc:  # a database URL that does not work, a read-only data dir, ...
+        fail(f"cannot open the metadata database {settings.db_url}: {exc}")
+    endpoint = endpoint_url(settings, tls is not None)
+    if embedded:
+        console.print(
+            f"No config file: embedded default in {settings.data_dir} (SQLite, policy "
+            f"preset:default, locations {', '.join(loc.name for loc in settings.locations)}).",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if created is not None:
+        print_bootstrap(created, endpoint, settings.region_name)
+    console.print(f"S3 endpoint: {endpoint}", highlight=False, soft_wrap=True)
+    sys.stdout.flush()
+    run_granian(settings, tls)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command("serve")(serve)

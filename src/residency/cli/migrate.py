@@ -1,0 +1,536 @@
+"""`residency plan | migrate | verify | adopt`: move existing data to where the policy wants it.
+
+Thin wiring: parse flags, build settings, database and locations, call `residency.migrate`,
+print a Rich summary (or JSON with `--json`). Exit 0 = all good, 1 = findings (objects with no
+compliant location, failed actions, mismatches), 2 = bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import typer
+from rich.table import Table
+
+from residency.cli.output import (
+    EXIT_FINDINGS,
+    JSON_OPTION,
+    console,
+    err_console,
+    fail,
+    print_json,
+)
+from residency.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from residency.meta import Database
+    from residency.storage import Location
+
+T = TypeVar("T")
+
+CONFIG_OPTION = typer.Option(
+    None, "--config", "-c", help="residency.yaml (default: ./residency.yaml if present)."
+)
+DATA_DIR_OPTION = typer.Option(None, "--data-dir", help="Where the database lives.")
+BUCKET_OPTION = typer.Option(None, "--bucket", "-b", help="Only this bucket.")
+POLICY_OPTION = typer.Option(
+    None, "--policy", "-p", help="Policy file or preset:NAME [the configured policy]."
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plan")(plan_cmd)
+    app.command("migrate")(migrate_cmd)
+    app.command("verify")(verify_cmd)
+    app.command("adopt")(adopt_cmd)
+
+
+# --- shared wiring --------------------------------------------------------------------------
+
+
+def _settings(config: Path | None, data_dir: Path | None) -> Settings:
+    if config is not None and not config.exists():
+        fail(f"{config}: file not found")
+    try:
+        settings = load_settings(config, data_dir=data_dir)
+    except ConfigError as exc:
+        fail(str(exc))
+    if not settings.locations:
+        from residency.defaults import default_locations
+
+        settings = settings.model_copy(update={"locations": default_locations(settings.data_dir)})
+    return settings
+
+
+def _locations(settings: Settings) -> dict[str, Location]:
+    from residency.catalog import CatalogError, load_catalog
+    from residency.storage import StorageError, open_locations
+
+    try:
+        return open_locations(settings, load_catalog())
+    except (CatalogError, StorageError, ValueError) as exc:
+        fail(f"location config: {exc}")
+
+
+def _policy(ref: str | None, settings: Settings) -> Any:
+    from residency.policy import PolicyError, load_policy
+
+    chosen = ref or (str(settings.policy) if settings.policy else None)
+    if chosen is None:
+        fail("no policy: pass --policy FILE (or preset:NAME) or set `policy:` in residency.yaml")
+    try:
+        return load_policy(chosen)
+    except PolicyError as exc:
+        fail(f"policy: {exc}")
+
+
+def _run(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run `work(db)` on a migrated database; library errors become one readable line."""
+    from residency.meta import Database
+    from residency.meta.errors import MetaError
+    from residency.migrate.adopt import AdoptError
+    from residency.migrate.planfile import PlanError
+    from residency.storage import StorageError
+
+    async def main() -> T:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.db_url)
+        try:
+            await db.migrate()
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(main())
+    except (PlanError, AdoptError) as exc:
+        fail(str(exc))
+    except StorageError as exc:
+        fail(f"storage: {exc}")
+    except MetaError as exc:
+        fail(exc.message)
+
+
+def _size(text: str | None, what: str, parse: Callable[[str], int]) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse(text)
+    except ValueError as exc:
+        fail(f"{what}: {exc}")
+
+
+# --- plan -----------------------------------------------------------------------------------
+
+
+def plan_cmd(
+    policy: str | None = POLICY_OPTION,
+    bucket: str | None = BUCKET_OPTION,
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the plan here."),
+    bandwidth: str = typer.Option(
+        "100MB/s", "--bandwidth", help="For the duration estimate, e.g. 100MB/s, 1GiB/s."
+    ),
+    config: Path | None = CONFIG_OPTION,
+    data_dir: Path | None = DATA_DIR_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Compare where objects are with where the policy wants them; cost and time the moves."""
+    from residency.catalog import load_catalog
+    from residency.migrate.planner import plan_to_file
+    from residency.migrate.units import parse_rate
+
+    settings = _settings(config, data_dir)
+    pol = _policy(policy, settings)
+    bps = _size(bandwidth, "--bandwidth", parse_rate) or 0
+    catalog = load_catalog()
+    facts = [catalog.facts_for(cfg) for cfg in settings.locations]
+
+    async def work(db: Database) -> tuple[Any, Any]:
+        from residency.meta.repo.buckets import find_bucket
+
+        if bucket is not None:
+            async with db.session(write=False) as session:
+                if await find_bucket(session, bucket) is None:
+                    fail(f"bucket {bucket!r} does not exist")
+        target = output or Path(os.devnull)
+        tmp = target if output is None else target.with_name(target.name + ".partial")
+        try:
+            with tmp.open("w", encoding="utf-8") as out:
+                result = await plan_to_file(db, pol, facts, out, bucket=bucket, bandwidth=bps)
+        except OSError as exc:
+            fail(f"{target}: cannot write: {exc.strerror or exc}")
+        if output is not None:
+            tmp.replace(output)  # a plan file is complete or absent
+        return result
+
+    header, summary = _run(settings, work)
+    data = summary.to_dict(bps)
+    if json_out:
+        print_json(
+            {"plan": header.id, "policy": header.policy, "output": str(output or ""), **data}
+        )
+    else:
+        _print_plan(header, data, output)
+    if summary.unplaceable:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+def _print_plan(header: Any, s: dict[str, Any], output: Path | None) -> None:
+    from residency.migrate.units import format_bytes, format_duration
+
+    table = Table(title=f"Plan {header.id[:12]} — policy {header.policy}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("objects", f"{s['objects']:,} ({format_bytes(s['bytes'])})")
+    table.add_row("already compliant", f"{s['keep']:,}")
+    table.add_row("objects to move", f"{s['moves']:,}")
+    table.add_row("copies", f"{s['copies']:,} ({format_bytes(s['copy_bytes'])})")
+    table.add_row("source deletes", f"{s['deletes']:,} ({format_bytes(s['delete_bytes'])})")
+    table.add_row("no compliant location", f"{s['unplaceable']:,}")
+    for provider, usd in s["egress_usd_by_provider"].items():
+        table.add_row(f"egress {provider}", f"${usd:,.2f}")
+    for provider, nbytes in s["egress_unpriced_bytes"].items():
+        table.add_row(f"egress {provider}", f"{format_bytes(nbytes)} (price unknown)")
+    req = s["requests"]
+    table.add_row(
+        "requests (est.)",
+        f"{req['get']:,} GET, {req['put']:,} PUT, {req['delete']:,} DELETE ≈ "
+        f"${s['request_usd']:,.2f}",
+    )
+    if s["bandwidth"]:
+        table.add_row(
+            "duration (est.)",
+            f"{format_duration(s['duration_s'])} at {format_bytes(s['bandwidth'])}/s",
+        )
+    console.print(table)
+    if s["routes"]:
+        routes = Table(title="Routes")
+        routes.add_column("from → to")
+        routes.add_column("objects", justify="right")
+        routes.add_column("bytes", justify="right")
+        for route, r in s["routes"].items():
+            routes.add_row(route.replace("->", "→"), f"{r['objects']:,}", format_bytes(r["bytes"]))
+        console.print(routes)
+    for item in s["unplaceable_sample"]:
+        console.print(
+            f"[red]no compliant location:[/] {item['bucket']}/{item['key']}: {item['reason']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if output is not None:
+        console.print(f"Plan written to {output}; run it with `residency migrate {output}`.")
+
+
+# --- migrate --------------------------------------------------------------------------------
+
+
+def migrate_cmd(
+    plan: Path = typer.Argument(..., help="A plan file from `residency plan -o`."),
+    concurrency: int = typer.Option(
+        16, "--concurrency", "-j", min=1, max=1024, help="Objects in flight at once."
+    ),
+    bwlimit: str | None = typer.Option(None, "--bwlimit", help="Total bandwidth, e.g. 50M."),
+    max_rps: float | None = typer.Option(
+        None, "--max-rps", min=0.1, help="Storage requests per second, all streams."
+    ),
+    attempts: int = typer.Option(5, "--attempts", min=1, help="Tries per object."),
+    config: Path | None = CONFIG_OPTION,
+    data_dir: Path | None = DATA_DIR_OPTION,
+    json_out: bool = typer.Option(False, "--json", help="Progress and result as JSON lines."),
+) -> None:
+    """Execute a plan: copy, verify, release sources. Re-run the same plan to resume."""
+    from residency.migrate.engine import EngineOptions, Migrator
+    from residency.migrate.journal import load_plan, run_counts
+    from residency.migrate.units import parse_rate
+
+    settings = _settings(config, data_dir)
+    options = EngineOptions(
+        concurrency=concurrency,
+        bwlimit=_size(bwlimit, "--bwlimit", parse_rate),
+        max_rps=max_rps,
+        max_attempts=attempts,
+    )
+    locations = _locations(settings)
+
+    async def work(db: Database) -> tuple[Any, Any, Any]:
+        header, _new = await load_plan(db, plan)
+        before = await run_counts(db, header.id)
+        reporter = _Reporter(json_out, before)
+        migrator = Migrator(db, locations, options, progress=reporter.update)
+        with reporter:
+            result = await migrator.run(header.id)
+        return header, result, await run_counts(db, header.id)
+
+    header, result, counts = _run(settings, work)
+    failures = [{"bucket": f.bucket, "key": f.key, "error": f.error} for f in result.failures]
+    summary = {
+        "event": "result",
+        "plan": header.id,
+        "done": result.done,
+        "skipped": result.skipped,
+        "failed": result.failed,
+        "copied_bytes": result.copied_bytes,
+        "retries": result.retries,
+        "journal": dict(counts),
+        "failures": failures,
+    }
+    if json_out:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        console.print(
+            f"{result.done:,} objects done, {result.skipped:,} skipped (changed since planning), "
+            f"{result.failed:,} failed; {result.retries:,} retries.",
+            highlight=False,
+        )
+        for f in failures:
+            err_console.print(
+                f"[red]failed:[/] {f['bucket']}/{f['key']}: {f['error']}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    if result.failures:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+class _Reporter:
+    """Rich progress on stderr for people; one JSON line per second on stdout for scripts."""
+
+    def __init__(self, json_out: bool, counts: dict[str, int]) -> None:
+        self.json_out = json_out
+        self.total = counts.get("total", 0) - counts.get("done", 0) - counts.get("skipped", 0)
+        self.total_bytes = counts.get("bytes_left", 0)
+        self.objects = 0
+        self.bytes = 0
+        self.failed = 0
+        self.started = time.monotonic()
+        self._last = 0.0
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Reporter:
+        if not self.json_out:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[copied]} copied, {task.fields[rate]}"),
+                TimeRemainingColumn(),
+                console=err_console,
+                transient=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(
+                "objects", total=self.total, copied="0 B", rate="0 B/s"
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+        elif self.json_out:
+            self._emit()
+
+    def update(self, action: Any, outcome: str, nbytes: int) -> None:
+        self.bytes += nbytes
+        if outcome in ("done", "skipped"):
+            self.objects += 1
+        elif outcome == "failed":
+            self.failed += 1
+        if self._progress is not None:
+            from residency.migrate.units import format_bytes
+
+            elapsed = max(time.monotonic() - self.started, 1e-6)
+            self._progress.update(
+                self._task,
+                completed=self.objects + self.failed,
+                copied=format_bytes(self.bytes),
+                rate=f"{format_bytes(self.bytes / elapsed)}/s",
+            )
+            return
+        now = time.monotonic()
+        if now - self._last >= 1.0:
+            self._last = now
+            self._emit()
+
+    def _emit(self) -> None:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = self.bytes / elapsed
+        left = max(self.total - self.objects - self.failed, 0)
+        obj_rate = self.objects / elapsed
+        line = {
+            "event": "progress",
+            "objects": self.objects,
+            "objects_total": self.total,
+            "failed": self.failed,
+            "bytes": self.bytes,
+            "bytes_per_s": round(rate),
+            "objects_per_s": round(obj_rate, 1),
+            "eta_s": round(left / obj_rate, 1) if obj_rate > 0 else None,
+        }
+        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
+
+
+# --- verify ---------------------------------------------------------------------------------
+
+
+def verify_cmd(
+    bucket: str | None = BUCKET_OPTION,
+    deep: bool = typer.Option(False, "--deep", help="Re-read bytes and compare checksums."),
+    concurrency: int = typer.Option(32, "--concurrency", "-j", min=1, max=1024),
+    config: Path | None = CONFIG_OPTION,
+    data_dir: Path | None = DATA_DIR_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Check that every placement exists with the right size (and, --deep, checksums)."""
+    from residency.migrate.verify import Mismatch, verify_placements
+
+    settings = _settings(config, data_dir)
+    locations = _locations(settings)
+
+    def show(m: Mismatch) -> None:
+        if not json_out:
+            console.print(
+                f"[red]mismatch:[/] {m.bucket}/{m.key} at {m.location} ({m.blob_key}): {m.problem}",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+    async def work(db: Database) -> Any:
+        return await verify_placements(
+            db, locations, bucket=bucket, deep=deep, concurrency=concurrency, on_mismatch=show
+        )
+
+    result = _run(settings, work)
+    if json_out:
+        print_json(
+            {
+                "objects": result.objects,
+                "blobs": result.blobs,
+                "bytes": result.bytes,
+                "deep": deep,
+                "mismatches": [m.to_dict() for m in result.mismatches],
+            }
+        )
+    else:
+        how = "deep: sizes and checksums" if deep else "sizes"
+        console.print(
+            f"{result.objects:,} objects, {result.blobs:,} blobs checked ({how}); "
+            f"{len(result.mismatches):,} mismatches.",
+            highlight=False,
+        )
+    if result.mismatches:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+# --- adopt ----------------------------------------------------------------------------------
+
+
+def adopt_cmd(
+    location: str = typer.Argument(..., help="A configured location holding the blobs."),
+    bucket: str = typer.Option(..., "--bucket", "-b", help="Residency bucket to adopt into."),
+    prefix: str = typer.Option("", "--prefix", help="Only keys starting with this."),
+    rules: Path | None = typer.Option(None, "--rules", help="rules.yaml: prefix/regex → class."),
+    lookup: Path | None = typer.Option(
+        None, "--lookup", help="key → class/subject/count as CSV or JSONL."
+    ),
+    tenant: str | None = typer.Option(
+        None, "--tenant", help="Create the bucket for this tenant if it does not exist."
+    ),
+    policy: str | None = POLICY_OPTION,
+    config: Path | None = CONFIG_OPTION,
+    data_dir: Path | None = DATA_DIR_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Inventory an existing bucket (native key layout) into residency, without copying."""
+    from residency.migrate.adopt import (
+        AdoptError,
+        Classifier,
+        adopt_location,
+        load_lookup,
+        load_rules,
+    )
+
+    settings = _settings(config, data_dir)
+    locations = _locations(settings)
+    if location not in locations:
+        fail(f"no location named {location!r} (configured: {', '.join(locations)})")
+    # Classification needs a policy's classifiers and default class; any policy will do.
+    pol = _policy(policy or (None if settings.policy else "preset:default"), settings)
+    try:
+        classifier = Classifier(
+            pol,
+            rules=load_rules(rules) if rules else (),
+            lookup=load_lookup(lookup) if lookup else None,
+        )
+    except AdoptError as exc:
+        fail(str(exc))
+
+    async def work(db: Database) -> Any:
+        if tenant is not None:
+            await _ensure_bucket(db, tenant, bucket)
+        return await adopt_location(db, locations[location], bucket, classifier, prefix=prefix)
+
+    result = _run(settings, work)
+    data = {
+        "location": location,
+        "bucket": bucket,
+        "listed": result.listed,
+        "adopted": result.adopted,
+        "already_managed": result.already,
+        "bytes": result.bytes,
+        "by_class": result.by_class,
+        "errors": [{"key": k, "error": e} for k, e in result.errors],
+    }
+    if json_out:
+        print_json(data)
+    else:
+        from residency.migrate.units import format_bytes
+
+        console.print(
+            f"Adopted {result.adopted:,} objects ({format_bytes(result.bytes)}) from {location} "
+            f"into bucket {bucket}; {result.already:,} were already managed.",
+            highlight=False,
+        )
+        for cls, n in sorted(result.by_class.items()):
+            console.print(f"  {cls}: {n:,}", highlight=False)
+        for k, e in result.errors:
+            err_console.print(f"[red]not adopted:[/] {k}: {e}", highlight=False, soft_wrap=True)
+    if result.errors:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+async def _ensure_bucket(db: Database, tenant_name: str, bucket_name: str) -> None:
+    from residency.audit import ADMIN, append
+    from residency.meta.repo import buckets, tenants
+
+    async with db.session() as session:
+        if await buckets.find_bucket(session, bucket_name) is not None:
+            return
+        tenant = await tenants.find_tenant(session, tenant_name)
+        if tenant is None:
+            tenant = await tenants.create_tenant(session, tenant_name)
+        await buckets.create_bucket(session, tenant, bucket_name)
+        await append(
+            session,
+            ADMIN,
+            actor="residency adopt",
+            tenant=tenant_name,
+            target=f"bucket/{bucket_name}",
+            detail={"action": "create_bucket"},
+        )

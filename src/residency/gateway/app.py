@@ -1,0 +1,129 @@
+"""The S3 gateway as a Starlette application.
+
+One catch-all route: S3 names operations by method + query + addressing, not by path shape,
+so `routing.route` decides the operation and `handlers.HANDLERS` maps it to a coroutine.
+Every failure leaves as an S3 XML error; unexpected exceptions become `InternalError` plus a
+log line carrying the request id, never a traceback on the wire.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route as StarletteRoute
+
+from residency.config import Settings
+from residency.gateway import errors
+from residency.gateway.accesslog import AccessLog, new_request_id
+from residency.gateway.auth import audit_denial, authenticate
+from residency.gateway.context import Identity, RequestContext
+from residency.gateway.drain import UnreadBodyGuard
+from residency.gateway.errors import S3Error
+from residency.gateway.handlers import HANDLERS
+from residency.gateway.handlers.common import from_meta
+from residency.gateway.routing import Route, route
+from residency.gateway.state import Gateway
+from residency.gateway.xml import error_document
+from residency.meta.errors import MetaError
+
+log = logging.getLogger("residency.gateway")
+
+_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE"]
+MAX_HEADER_BYTES = 8 * 1024
+"""S3 refuses request header sections above 8 KiB (user metadata alone may use 2 KiB)."""
+
+
+def base_domains(settings: Settings) -> tuple[str, ...]:
+    """Domains under which `<bucket>.<domain>` is virtual-host addressing.
+
+    `base_domain` (comma-separated; `RESIDENCY_BASE_DOMAIN`) overrides the default
+    `localhost`, so `http://photos.localhost:9000/key` works out of the box.
+    """
+    configured = settings.base_domain or "localhost"
+    return tuple(d.strip() for d in configured.split(",") if d.strip())
+
+
+def error_response(err: S3Error, request: Request, request_id: str) -> Response:
+    body = (
+        b""
+        if request.method == "HEAD"
+        else error_document(err, request_id=request_id, resource=request.url.path)
+    )
+    headers = {
+        **err.headers,
+        "x-amz-request-id": request_id,
+        "x-amz-id-2": request_id,
+    }
+    if err.code == "ResidencyViolation":
+        headers["x-residency-error"] = "ResidencyViolation"
+    media_type = "application/xml" if body else None
+    return Response(body, status_code=err.status, headers=headers, media_type=media_type)
+
+
+def _header_bytes(request: Request) -> int:
+    return sum(len(k) + len(v) + 4 for k, v in request.headers.raw)
+
+
+async def _dispatch(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    request_id = str(request.scope.get("state", {}).get("request_id") or new_request_id())
+    identity: Identity | None = None
+    r: Route | None = None
+    try:
+        if _header_bytes(request) > MAX_HEADER_BYTES:
+            raise errors.request_header_section_too_large()
+        r = route(
+            request.method,
+            request.headers.get("host", ""),
+            request.scope.get("raw_path", b"/").decode("latin-1"),
+            request.query_params,
+            request.headers,
+            gw.base_domains,
+        )
+        identity, verified = await authenticate(gw, request)
+        ctx = RequestContext(gw, request, r, request_id, identity, verified)
+        handler = HANDLERS.get(r.operation)
+        if handler is None:
+            what = r.operation if r.operation != "NotImplemented" else request.method
+            raise errors.not_implemented(f"{what} with these parameters")
+        response = await handler(ctx)
+    except S3Error as err:
+        if err.code == "AccessDenied" and identity is not None and r is not None:
+            target = f"s3://{r.bucket or ''}/{r.key or ''}".rstrip("/")
+            await audit_denial(gw, identity, r.operation, target)
+        return error_response(err, request, request_id)
+    except MetaError as exc:
+        return error_response(from_meta(exc), request, request_id)
+    except Exception:
+        log.exception(
+            "internal error handling %s %s id=%s", request.method, request.url.path, request_id
+        )
+        return error_response(errors.internal_error(), request, request_id)
+    response.headers["x-amz-request-id"] = request_id
+    response.headers["x-amz-id-2"] = request_id
+    return response
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The gateway app; the lifespan opens the database, catalog, locations and policy."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        gw = await Gateway.open(settings, base_domains(settings))
+        app.state.gateway = gw
+        try:
+            yield
+        finally:
+            await gw.close()
+
+    return Starlette(
+        routes=[StarletteRoute("/{path:path}", _dispatch, methods=_METHODS)],
+        middleware=[Middleware(AccessLog), Middleware(UnreadBodyGuard)],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,60 @@
+"""Per-request context handed to every handler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+
+from residency.gateway import errors
+from residency.gateway.routing import Route
+from residency.gateway.sigv4 import VerifiedAuth
+from residency.gateway.state import Gateway
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who signed the request: an access key of a principal of a tenant."""
+
+    tenant_id: int
+    tenant: str
+    principal_id: int
+    principal: str
+    access_key_id: str
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names this caller (never the secret)."""
+        return f"{self.tenant}/{self.principal} ({self.access_key_id})"
+
+
+@dataclass
+class RequestContext:
+    gw: Gateway
+    request: Request
+    route: Route
+    request_id: str
+    identity: Identity
+    auth: VerifiedAuth
+    """What SigV4 verified: payload mode, seed signature and signing key (aws-chunked bodies)."""
+
+    @property
+    def bucket(self) -> str:
+        if self.route.bucket is None:  # routing never sends bucket operations here without one
+            raise errors.invalid_request("This operation needs a bucket.")
+        return self.route.bucket
+
+    @property
+    def key(self) -> str:
+        if not self.route.key:
+            raise errors.invalid_request("This operation needs an object key.")
+        return self.route.key
+
+    @property
+    def query(self) -> Any:
+        return self.request.query_params
+
+    @property
+    def headers(self) -> Any:
+        return self.request.headers

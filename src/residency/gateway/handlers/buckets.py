@@ -1,0 +1,130 @@
+"""Bucket operations: list, create (with residency defaults), head, delete, location."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from residency.audit import append as audit_append
+from residency.audit.kinds import ADMIN, DELETE
+from residency.gateway import errors
+from residency.gateway.context import RequestContext
+from residency.gateway.handlers.common import empty_response, owned_bucket, owner, xml_response
+from residency.gateway.payload import request_body
+from residency.gateway.xml import (
+    BucketEntry,
+    list_all_my_buckets,
+    location_constraint,
+    parse_create_bucket_configuration,
+    read_body,
+)
+from residency.meta.models import Tenant
+from residency.meta.repo import buckets as bucket_repo
+from residency.policy import ClassificationError, PolicyError, load_policy, preset_names
+from residency.policy.classify import normalize_class, normalize_subject
+
+DEFAULT_CLASS_HEADER = "x-residency-default-class"
+DEFAULT_SUBJECT_HEADER = "x-residency-default-subject"
+POLICY_HEADER = "x-residency-policy"
+
+
+async def list_buckets(ctx: RequestContext) -> Response:
+    async with ctx.gw.db.session(write=False) as session:
+        tenant = await session.get(Tenant, ctx.identity.tenant_id)
+        assert tenant is not None
+        rows = await bucket_repo.list_buckets(session, tenant)
+        entries = [BucketEntry(b.name, b.created) for b in rows]
+    return xml_response(list_all_my_buckets(entries, owner(ctx)))
+
+
+def _bucket_policy(value: str | None) -> str | None:
+    """`x-residency-policy` may only name a preset: a header must never read server files."""
+    if value is None or not value.strip():
+        return None
+    name = value.strip().removeprefix("preset:")
+    if name not in preset_names():
+        raise errors.invalid_argument(
+            f"{POLICY_HEADER} must name a policy preset ({', '.join(sorted(preset_names()))}).",
+            name=POLICY_HEADER,
+            value=value,
+        )
+    spec = f"preset:{name}"
+    try:
+        load_policy(spec)
+    except PolicyError as exc:
+        raise errors.invalid_argument(str(exc), name=POLICY_HEADER, value=value) from None
+    return spec
+
+
+async def create_bucket(ctx: RequestContext) -> Response:
+    parse_create_bucket_configuration(await read_body(request_body(ctx.request, ctx.auth)))
+    policy_spec = _bucket_policy(ctx.headers.get(POLICY_HEADER))
+    policy = load_policy(policy_spec) if policy_spec else ctx.gw.policy
+    try:
+        default_class = normalize_class(ctx.headers.get(DEFAULT_CLASS_HEADER), DEFAULT_CLASS_HEADER)
+        default_subject = normalize_subject(
+            policy, ctx.headers.get(DEFAULT_SUBJECT_HEADER), DEFAULT_SUBJECT_HEADER
+        )
+    except ClassificationError as exc:
+        raise errors.invalid_argument(str(exc)) from None
+    async with ctx.gw.db.session() as session:
+        tenant = await session.get(Tenant, ctx.identity.tenant_id)
+        assert tenant is not None
+        bucket = await bucket_repo.create_bucket(
+            session,
+            tenant,
+            ctx.bucket,
+            default_class=default_class,
+            default_subject=default_subject,
+            policy=policy_spec,
+        )
+        await audit_append(
+            session,
+            ADMIN,
+            actor=ctx.identity.actor,
+            tenant=ctx.identity.tenant,
+            target=f"s3://{bucket.name}",
+            detail={
+                "action": "create_bucket",
+                "default_class": default_class,
+                "default_subject": default_subject,
+                "policy": policy_spec,
+            },
+        )
+    return empty_response(headers={"Location": f"/{ctx.bucket}"})
+
+
+async def head_bucket(ctx: RequestContext) -> Response:
+    async with ctx.gw.db.session(write=False) as session:
+        await owned_bucket(session, ctx)
+    return empty_response(headers={"x-amz-bucket-region": ctx.gw.settings.region_name})
+
+
+async def delete_bucket(ctx: RequestContext) -> Response:
+    async with ctx.gw.db.session() as session:
+        bucket = await owned_bucket(session, ctx)
+        await bucket_repo.delete_bucket(session, bucket)
+        await audit_append(
+            session,
+            DELETE,
+            actor=ctx.identity.actor,
+            tenant=ctx.identity.tenant,
+            target=f"s3://{ctx.bucket}",
+            detail={"action": "delete_bucket"},
+        )
+    return empty_response(204)
+
+
+async def get_bucket_location(ctx: RequestContext) -> Response:
+    async with ctx.gw.db.session(write=False) as session:
+        await owned_bucket(session, ctx)
+    return xml_response(location_constraint(ctx.gw.settings.region_name))
+
+
+async def get_bucket_versioning(ctx: RequestContext) -> Response:
+    """Versioning is never enabled: an empty configuration says exactly that."""
+    async with ctx.gw.db.session(write=False) as session:
+        await owned_bucket(session, ctx)
+    return xml_response(
+        b'<?xml version="1.0" encoding="UTF-8"?>\n'
+        b'<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>'
+    )

@@ -1,0 +1,120 @@
+"""CopyObject: a new write checked against the policy, streamed replica-to-replicas."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from starlette.responses import Response
+
+from residency.gateway import errors
+from residency.gateway.context import RequestContext
+from residency.gateway.handlers.common import owned_bucket, quote_etag, xml_response
+from residency.gateway.handlers.objects import (
+    checked_key,
+    commit_simple,
+    request_tags,
+    user_metadata,
+)
+from residency.gateway.http import CopySource, check_copy_source_conditions, parse_copy_source
+from residency.gateway.reads import ReplicaReader, SegmentRef
+from residency.gateway.writes import decide, write_blob
+from residency.gateway.xml import copy_object_result
+from residency.meta.errors import MetaError
+from residency.meta.models import ObjectVersion
+from residency.meta.repo.objects import get_latest, version_blobs
+from residency.meta.specs import VersionAttrs
+
+
+async def load_source(
+    ctx: RequestContext, source: CopySource
+) -> tuple[ObjectVersion, list[SegmentRef], list[str]]:
+    """The source's latest version; the caller's tenant must own the source bucket too."""
+    if source.version_id not in (None, "null"):
+        raise errors.not_implemented("Copying a specific version")
+    async with ctx.gw.db.session(write=False) as session:
+        bucket = await owned_bucket(session, ctx, source.bucket)
+        try:
+            version = await get_latest(session, bucket, source.key)
+        except MetaError:
+            raise errors.no_such_key(source.key) from None
+        segments, placements = await version_blobs(session, version)
+    return (
+        version,
+        [SegmentRef(s.blob_key, s.size) for s in segments],
+        [p.location for p in placements],
+    )
+
+
+def source_stream(
+    ctx: RequestContext,
+    key: str,
+    segments: list[SegmentRef],
+    locations: list[str],
+    start: int,
+    end: int,
+) -> AsyncIterator[bytes]:
+    if end < start:
+
+        async def empty() -> AsyncIterator[bytes]:
+            return
+            yield b""
+
+        return empty()
+    return ReplicaReader(key, ctx.gw.locations, locations).read(segments, start, end)
+
+
+async def copy_object(ctx: RequestContext) -> Response:
+    key = checked_key(ctx.key)
+    source = parse_copy_source(ctx.headers["x-amz-copy-source"])
+    async with ctx.gw.db.session(write=False) as session:
+        bucket = await owned_bucket(session, ctx)  # the destination first: never leak sources
+    version, segments, locations = await load_source(ctx, source)
+    check_copy_source_conditions(ctx.headers, etag=version.etag, last_modified=version.created)
+    metadata_directive = ctx.headers.get("x-amz-metadata-directive", "COPY").upper()
+    tagging_directive = ctx.headers.get("x-amz-tagging-directive", "COPY").upper()
+    for name, value in (
+        ("x-amz-metadata-directive", metadata_directive),
+        ("x-amz-tagging-directive", tagging_directive),
+    ):
+        if value not in ("COPY", "REPLACE"):
+            raise errors.invalid_argument(f"Unknown {name}", name=name, value=value)
+    if (source.bucket, source.key) == (ctx.bucket, key) and metadata_directive == "COPY":
+        raise errors.invalid_request(
+            "This copy request is illegal because it is trying to copy an object to itself "
+            "without changing the object's metadata, storage class, website redirect location "
+            "or encryption attributes."
+        )
+    if metadata_directive == "REPLACE":
+        meta = user_metadata(ctx.headers)
+        content_type = ctx.headers.get("content-type")
+    else:
+        meta = dict(version.user_metadata)
+        content_type = version.content_type
+    tags = request_tags(ctx.headers) if tagging_directive == "REPLACE" else dict(version.tags)
+
+    placement = await decide(ctx, bucket, key, user_metadata=meta, tags=tags)
+    chunks = source_stream(ctx, source.key, segments, locations, 0, version.size - 1)
+    blob_key, info = await write_blob(ctx.gw, placement.locations, chunks, expect_size=version.size)
+    attrs = VersionAttrs(
+        data_class=placement.classification.data_class,
+        subject=placement.classification.subject,
+        subject_count=placement.classification.subject_count,
+        rule=placement.decision.rule,
+        content_type=content_type,
+        user_metadata=meta,
+        tags=tags,
+    )
+    new = await commit_simple(
+        ctx,
+        ctx.bucket,
+        key,
+        placement,
+        attrs,
+        blob_key,
+        info,
+        copied_from=f"s3://{source.bucket}/{source.key}",
+    )
+    return xml_response(
+        copy_object_result(quote_etag(info.etag), new.created),
+        headers=placement.response_headers(),
+    )

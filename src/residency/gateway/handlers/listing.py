@@ -1,0 +1,124 @@
+"""ListObjects (V1) and ListObjectsV2: prefix, delimiter, pagination, url encoding, owner."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from starlette.responses import Response
+
+from residency.gateway import errors
+from residency.gateway.context import RequestContext
+from residency.gateway.handlers.common import owned_bucket, owner, quote_etag, xml_response
+from residency.gateway.xml import ObjectEntry, Owner, list_objects_v1, list_objects_v2
+from residency.meta.models import ObjectVersion
+from residency.meta.repo.objects import MAX_KEYS, Listing, list_objects
+
+
+def _max_keys(ctx: RequestContext) -> int:
+    value = ctx.query.get("max-keys")
+    if value is None:
+        return MAX_KEYS
+    if not value.strip().isdigit():
+        raise errors.invalid_argument(
+            "Provided max-keys not an integer or within integer range",
+            name="max-keys",
+            value=value,
+        )
+    return min(int(value), MAX_KEYS)
+
+
+def _encoding(ctx: RequestContext) -> str | None:
+    value = ctx.query.get("encoding-type")
+    if value is None:
+        return None
+    if value.lower() != "url":
+        raise errors.invalid_argument(
+            "Invalid Encoding Method specified in Request", name="encoding-type", value=value
+        )
+    return "url"
+
+
+def _entries(rows: list[ObjectVersion], who: Owner | None) -> list[ObjectEntry]:
+    return [
+        ObjectEntry(
+            key=v.key, last_modified=v.created, etag=quote_etag(v.etag), size=v.size, owner=who
+        )
+        for v in rows
+    ]
+
+
+def encode_token(marker: str) -> str:
+    return base64.urlsafe_b64encode(marker.encode("utf-8")).decode("ascii")
+
+
+def decode_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise errors.invalid_argument(
+            "The continuation token provided is incorrect",
+            name="continuation-token",
+            value=token,
+        ) from None
+
+
+async def _list(ctx: RequestContext, *, start_after: str) -> Listing:
+    async with ctx.gw.db.session(write=False) as session:
+        bucket = await owned_bucket(session, ctx)
+        return await list_objects(
+            session,
+            bucket,
+            prefix=ctx.query.get("prefix", ""),
+            delimiter=ctx.query.get("delimiter", ""),
+            start_after=start_after,
+            max_keys=_max_keys(ctx),
+        )
+
+
+async def list_objects_v1_handler(ctx: RequestContext) -> Response:
+    marker = ctx.query.get("marker", "")
+    encoding = _encoding(ctx)
+    listing = await _list(ctx, start_after=marker)
+    delimiter = ctx.query.get("delimiter") or None
+    body = list_objects_v1(
+        bucket=ctx.bucket,
+        prefix=ctx.query.get("prefix", ""),
+        marker=marker,
+        max_keys=_max_keys(ctx),
+        is_truncated=listing.is_truncated,
+        contents=_entries(list(listing.objects), owner(ctx)),
+        common_prefixes=listing.common_prefixes,
+        delimiter=delimiter,
+        next_marker=listing.next_marker if listing.is_truncated else None,
+        encoding_type=encoding,
+    )
+    return xml_response(body)
+
+
+async def list_objects_v2_handler(ctx: RequestContext) -> Response:
+    token = ctx.query.get("continuation-token")
+    start_after = ctx.query.get("start-after")
+    encoding = _encoding(ctx)
+    resume = decode_token(token) if token else ""
+    listing = await _list(ctx, start_after=max(resume, start_after or ""))
+    fetch_owner = ctx.query.get("fetch-owner", "false").lower() == "true"
+    body = list_objects_v2(
+        bucket=ctx.bucket,
+        prefix=ctx.query.get("prefix", ""),
+        max_keys=_max_keys(ctx),
+        is_truncated=listing.is_truncated,
+        contents=_entries(list(listing.objects), owner(ctx) if fetch_owner else None),
+        common_prefixes=list(listing.common_prefixes),
+        delimiter=ctx.query.get("delimiter") or None,
+        start_after=start_after,
+        continuation_token=token,
+        next_continuation_token=(
+            encode_token(listing.next_marker)
+            if listing.is_truncated and listing.next_marker is not None
+            else None
+        ),
+        encoding_type=encoding,
+        fetch_owner=fetch_owner,
+    )
+    return xml_response(body)

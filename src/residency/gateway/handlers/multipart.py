@@ -1,0 +1,328 @@
+"""Multipart uploads: placement decided at creation, parts written to every chosen location,
+completion commits a manifest of the part blobs (no concatenation)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
+
+from residency.audit import append as audit_append
+from residency.audit.kinds import DELETE, PLACEMENT
+from residency.gateway import errors
+from residency.gateway.context import RequestContext
+from residency.gateway.handlers.common import (
+    empty_response,
+    owned_bucket,
+    owner,
+    quote_etag,
+    xml_response,
+)
+from residency.gateway.handlers.copy import load_source, source_stream
+from residency.gateway.handlers.objects import checked_key, request_tags, user_metadata
+from residency.gateway.http import (
+    check_copy_source_conditions,
+    parse_copy_source,
+    parse_copy_source_range,
+)
+from residency.gateway.payload import request_body
+from residency.gateway.writes import audit_placement, decide, write_blob
+from residency.gateway.xml import (
+    PartEntry,
+    UploadEntry,
+    complete_multipart_upload_result,
+    copy_part_result,
+    initiate_multipart_upload_result,
+    list_multipart_uploads_result,
+    list_parts_result,
+    parse_complete_multipart_upload,
+    read_body,
+)
+from residency.meta.errors import NoSuchUpload
+from residency.meta.models import MultipartPart, MultipartUpload, Principal, Tenant
+from residency.meta.repo import multipart as mp
+from residency.meta.specs import Checksums, VersionAttrs
+from residency.meta.writes import abandon_intents
+from residency.storage import BlobInfo
+
+MAX_PART_SIZE = 5 * 1024**3
+_CHECKSUM_ATTRS = {"CRC32": "crc32", "CRC32C": "crc32c", "SHA256": "sha256"}
+
+
+def _part_number(ctx: RequestContext) -> int:
+    value = ctx.query.get("partNumber", "")
+    if not value.isdigit() or not 1 <= int(value) <= mp.MAX_PART_NUMBER:
+        raise errors.invalid_argument(
+            f"Part number must be an integer between 1 and {mp.MAX_PART_NUMBER}, inclusive",
+            name="partNumber",
+            value=value,
+        )
+    return int(value)
+
+
+async def _upload(ctx: RequestContext, session: AsyncSession) -> MultipartUpload:
+    bucket = await owned_bucket(session, ctx)
+    upload_id = ctx.query.get("uploadId", "")
+    try:
+        return await mp.get_upload(session, bucket, ctx.key, upload_id)
+    except NoSuchUpload:
+        raise errors.no_such_upload(upload_id) from None
+
+
+async def create_multipart_upload(ctx: RequestContext) -> Response:
+    key = checked_key(ctx.key)
+    meta = user_metadata(ctx.headers)
+    tags = request_tags(ctx.headers)
+    algorithm = ctx.headers.get("x-amz-checksum-algorithm")
+    algorithm = algorithm.upper() if algorithm else None
+    if algorithm is not None and algorithm not in _CHECKSUM_ATTRS:
+        raise errors.invalid_request(
+            f"Checksum algorithm {algorithm} is not supported for multipart uploads here; "
+            f"use one of {', '.join(_CHECKSUM_ATTRS)}."
+        )
+    async with ctx.gw.db.session(write=False) as session:
+        bucket = await owned_bucket(session, ctx)
+    placement = await decide(ctx, bucket, key, user_metadata=meta, tags=tags)
+    attrs = VersionAttrs(
+        data_class=placement.classification.data_class,
+        subject=placement.classification.subject,
+        subject_count=placement.classification.subject_count,
+        rule=placement.decision.rule,
+        content_type=ctx.headers.get("content-type"),
+        user_metadata=meta,
+        tags=tags,
+    )
+    async with ctx.gw.db.session() as session:
+        bucket = await owned_bucket(session, ctx)
+        tenant = await session.get(Tenant, ctx.identity.tenant_id)
+        principal = await session.get(Principal, ctx.identity.principal_id)
+        assert tenant is not None
+        upload = await mp.create_upload(
+            session,
+            bucket,
+            key,
+            attrs,
+            tenant=tenant,
+            principal=principal,
+            locations=placement.locations,
+            checksum_algorithm=algorithm,
+        )
+        upload_id = upload.upload_id
+        await audit_placement(
+            session,
+            ctx,
+            f"s3://{ctx.bucket}/{key}",
+            placement,
+            upload_id=upload_id,
+            phase="multipart upload created",
+        )
+    headers = placement.response_headers()
+    if algorithm:
+        headers["x-amz-checksum-algorithm"] = algorithm
+    return xml_response(
+        initiate_multipart_upload_result(ctx.bucket, key, upload_id), headers=headers
+    )
+
+
+async def _store_part(
+    ctx: RequestContext, upload: MultipartUpload, number: int, blob_key: str, info: BlobInfo
+) -> MultipartPart:
+    refs = [(name, blob_key) for name in upload.locations]
+    try:
+        async with ctx.gw.db.session() as session:
+            return await mp.put_part(
+                session,
+                upload,
+                number,
+                blob_key=blob_key,
+                size=info.size,
+                etag=info.etag,
+                checksums=Checksums.from_digests(info),
+            )
+    except BaseException:
+        async with ctx.gw.db.session() as session:
+            await abandon_intents(session, refs)
+        raise
+
+
+async def upload_part(ctx: RequestContext) -> Response:
+    number = _part_number(ctx)
+    async with ctx.gw.db.session(write=False) as session:
+        upload = await _upload(ctx, session)
+    body = request_body(ctx.request, ctx.auth, max_size=MAX_PART_SIZE)
+    blob_key, info = await write_blob(
+        ctx.gw, upload.locations, body, expect_size=body.expected_size
+    )
+    await _store_part(ctx, upload, number, blob_key, info)
+    return empty_response(headers={"ETag": quote_etag(info.etag), **body.response_headers()})
+
+
+async def upload_part_copy(ctx: RequestContext) -> Response:
+    number = _part_number(ctx)
+    async with ctx.gw.db.session(write=False) as session:
+        upload = await _upload(ctx, session)
+    source = parse_copy_source(ctx.headers["x-amz-copy-source"])
+    version, segments, locations = await load_source(ctx, source)
+    check_copy_source_conditions(ctx.headers, etag=version.etag, last_modified=version.created)
+    range_header = ctx.headers.get("x-amz-copy-source-range")
+    if range_header:
+        byte_range = parse_copy_source_range(range_header, version.size)
+        start, end = byte_range.start, byte_range.end
+    else:
+        start, end = 0, version.size - 1
+    if end - start + 1 > MAX_PART_SIZE:
+        raise errors.entity_too_large(proposed_size=end - start + 1, max_size_allowed=MAX_PART_SIZE)
+    chunks = source_stream(ctx, source.key, segments, locations, start, end)
+    blob_key, info = await write_blob(ctx.gw, upload.locations, chunks, expect_size=end - start + 1)
+    part = await _store_part(ctx, upload, number, blob_key, info)
+    return xml_response(copy_part_result(quote_etag(info.etag), part.created))
+
+
+async def complete_multipart_upload(ctx: RequestContext) -> Response:
+    requested = parse_complete_multipart_upload(
+        await read_body(request_body(ctx.request, ctx.auth))
+    )
+    async with ctx.gw.db.session() as session:
+        upload = await _upload(ctx, session)
+        bucket = await owned_bucket(session, ctx)
+        algorithm = upload.checksum_algorithm
+        upload_id = upload.upload_id
+        commit = await mp.complete_upload(
+            session, upload, [(p.part_number, p.etag) for p in requested], bucket=bucket
+        )
+        version = commit.version
+        await audit_append(
+            session,
+            PLACEMENT,
+            actor=ctx.identity.actor,
+            tenant=ctx.identity.tenant,
+            target=f"s3://{ctx.bucket}/{ctx.key}",
+            detail={
+                "phase": "multipart upload completed",
+                "upload_id": upload_id,
+                "version_id": version.version_id,
+                "rule": version.rule,
+                "data_class": version.data_class,
+                "subject": version.subject,
+                "locations": list(upload.locations),
+                "parts": len(requested),
+                "size": version.size,
+                "etag": version.etag,
+            },
+        )
+        locations = list(upload.locations)
+        etag = version.etag
+        checksums: dict[str, str] = {}
+        if algorithm and getattr(version, _CHECKSUM_ATTRS[algorithm], None):
+            checksums[algorithm] = getattr(version, _CHECKSUM_ATTRS[algorithm])
+    url = f"{ctx.request.base_url}{ctx.bucket}/{ctx.key}"
+    return xml_response(
+        complete_multipart_upload_result(
+            location=url,
+            bucket=ctx.bucket,
+            key=ctx.key,
+            etag=quote_etag(etag),
+            checksums=checksums,
+        ),
+        headers={
+            "x-residency-locations": ",".join(locations),
+            "x-residency-rule": version.rule or "",
+        },
+    )
+
+
+async def abort_multipart_upload(ctx: RequestContext) -> Response:
+    async with ctx.gw.db.session() as session:
+        upload = await _upload(ctx, session)
+        upload_id = upload.upload_id
+        parts = await mp.abort_upload(session, upload)
+        await audit_append(
+            session,
+            DELETE,
+            actor=ctx.identity.actor,
+            tenant=ctx.identity.tenant,
+            target=f"s3://{ctx.bucket}/{ctx.key}",
+            detail={"action": "abort_multipart_upload", "upload_id": upload_id, "parts": parts},
+        )
+    return empty_response(204)
+
+
+def _int_param(ctx: RequestContext, name: str, default: int) -> int:
+    value = ctx.query.get(name)
+    if value is None:
+        return default
+    if not value.isdigit():
+        raise errors.invalid_argument(
+            f"{name} must be a non-negative integer", name=name, value=value
+        )
+    return int(value)
+
+
+async def list_parts(ctx: RequestContext) -> Response:
+    marker = _int_param(ctx, "part-number-marker", 0)
+    max_parts = min(_int_param(ctx, "max-parts", mp.MAX_LISTED), mp.MAX_LISTED)
+    async with ctx.gw.db.session(write=False) as session:
+        upload = await _upload(ctx, session)
+        listing = await mp.list_parts(
+            session, upload, part_number_marker=marker, max_parts=max_parts
+        )
+        attr = _CHECKSUM_ATTRS.get(upload.checksum_algorithm or "")
+        parts = [
+            PartEntry(
+                part_number=p.part_number,
+                last_modified=p.created,
+                etag=quote_etag(p.etag),
+                size=p.size,
+                checksums=(
+                    {upload.checksum_algorithm: getattr(p, attr)}
+                    if attr and upload.checksum_algorithm and getattr(p, attr)
+                    else {}
+                ),
+            )
+            for p in listing.parts
+        ]
+        body = list_parts_result(
+            bucket=ctx.bucket,
+            key=ctx.key,
+            upload_id=upload.upload_id,
+            part_number_marker=marker,
+            next_part_number_marker=listing.next_part_number_marker,
+            max_parts=max_parts,
+            is_truncated=listing.is_truncated,
+            parts=parts,
+            owner=owner(ctx),
+            checksum_algorithm=upload.checksum_algorithm,
+        )
+    return xml_response(body)
+
+
+async def list_multipart_uploads(ctx: RequestContext) -> Response:
+    key_marker = ctx.query.get("key-marker", "")
+    upload_id_marker = ctx.query.get("upload-id-marker", "")
+    max_uploads = min(_int_param(ctx, "max-uploads", mp.MAX_LISTED), mp.MAX_LISTED)
+    prefix = ctx.query.get("prefix", "")
+    async with ctx.gw.db.session(write=False) as session:
+        bucket = await owned_bucket(session, ctx)
+        listing = await mp.list_uploads(
+            session,
+            bucket,
+            prefix=prefix,
+            key_marker=key_marker,
+            upload_id_marker=upload_id_marker,
+            max_uploads=max_uploads,
+        )
+        who = owner(ctx)
+        entries = [UploadEntry(u.key, u.upload_id, u.initiated, who) for u in listing.uploads]
+    return xml_response(
+        list_multipart_uploads_result(
+            bucket=ctx.bucket,
+            key_marker=key_marker,
+            upload_id_marker=upload_id_marker,
+            max_uploads=max_uploads,
+            is_truncated=listing.is_truncated,
+            uploads=entries,
+            prefix=prefix,
+            next_key_marker=listing.next_key_marker,
+            next_upload_id_marker=listing.next_upload_id_marker,
+            encoding_type=ctx.query.get("encoding-type"),
+        )
+    )

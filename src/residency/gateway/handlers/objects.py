@@ -1,0 +1,313 @@
+"""Object operations: put (the residency write path), get/head (ranges, conditionals,
+replica failover), delete and batch delete."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from starlette.responses import Response, StreamingResponse
+
+from residency.audit import append as audit_append
+from residency.audit.kinds import DELETE
+from residency.gateway import errors
+from residency.gateway.context import RequestContext
+from residency.gateway.handlers.common import (
+    empty_response,
+    owned_bucket,
+    quote_etag,
+    xml_response,
+)
+from residency.gateway.http import check_preconditions, http_date, parse_range
+from residency.gateway.payload import request_body
+from residency.gateway.reads import ReplicaReader, SegmentRef, prefetch
+from residency.gateway.writes import WritePlan, audit_placement, decide, write_blob
+from residency.gateway.xml import (
+    Deleted,
+    DeleteError,
+    delete_result,
+    parse_delete,
+    parse_tagging_header,
+    read_body,
+)
+from residency.meta.errors import MetaError
+from residency.meta.models import Bucket, ObjectVersion
+from residency.meta.repo.objects import find_latest, get_latest, version_blobs
+from residency.meta.specs import Checksums, VersionAttrs, check_object_key
+from residency.meta.writes import abandon_intents, commit_version, delete_object
+
+META_PREFIX = "x-amz-meta-"
+MAX_USER_METADATA = 2048
+_RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+
+
+def user_metadata(headers: Mapping[str, str]) -> dict[str, str]:
+    """`x-amz-meta-*` headers (names lower-cased, as S3 stores them), within S3's 2 KB."""
+    meta = {
+        name[len(META_PREFIX) :].lower(): value
+        for name, value in headers.items()
+        if name.lower().startswith(META_PREFIX)
+    }
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in meta.items())
+    if size > MAX_USER_METADATA:
+        raise errors.metadata_too_large(size, MAX_USER_METADATA)
+    return meta
+
+
+def request_tags(headers: Mapping[str, str]) -> dict[str, str]:
+    value = headers.get("x-amz-tagging")
+    return dict(parse_tagging_header(value)) if value else {}
+
+
+def checked_key(key: str) -> str:
+    try:
+        check_object_key(key)
+    except MetaError as exc:
+        if exc.code == "KeyTooLongError":
+            raise errors.key_too_long(len(key.encode())) from None
+        raise errors.invalid_argument(exc.message) from None
+    return key
+
+
+async def commit_simple(
+    ctx: RequestContext,
+    bucket_name: str,
+    key: str,
+    placement: WritePlan,
+    attrs: VersionAttrs,
+    blob_key: str,
+    info: Any,
+    **audit: Any,
+) -> ObjectVersion:
+    """Make the written blob the visible version, audited in the same transaction.
+
+    If the commit fails (bucket deleted meanwhile, database error) the blob is turned into
+    garbage at once so nothing unreferenced lingers until the intent ages out.
+    """
+    refs = [(name, blob_key) for name in placement.locations]
+    try:
+        async with ctx.gw.db.session() as session:
+            bucket = await owned_bucket(session, ctx, bucket_name)
+            commit = await commit_version(
+                session,
+                bucket,
+                key,
+                attrs,
+                blob_key=blob_key,
+                size=info.size,
+                etag=info.etag,
+                checksums=Checksums.from_digests(info),
+                locations=placement.locations,
+            )
+            await audit_placement(
+                session,
+                ctx,
+                f"s3://{bucket_name}/{key}",
+                placement,
+                version_id=commit.version.version_id,
+                size=info.size,
+                etag=info.etag,
+                **audit,
+            )
+            return commit.version
+    except BaseException:
+        async with ctx.gw.db.session() as session:
+            await abandon_intents(session, refs)
+        raise
+
+
+async def put_object(ctx: RequestContext) -> Response:
+    key = checked_key(ctx.key)
+    meta = user_metadata(ctx.headers)
+    tags = request_tags(ctx.headers)
+    async with ctx.gw.db.session(write=False) as session:
+        bucket = await owned_bucket(session, ctx)
+        if "if-match" in ctx.headers or "if-none-match" in ctx.headers:
+            current = await find_latest(session, bucket, key)
+            check_preconditions(
+                ctx.headers,
+                etag=current.etag if current else None,
+                last_modified=current.created if current else None,
+                method="PUT",
+            )
+            if current is None and "if-match" in ctx.headers:
+                raise errors.no_such_key(key)
+    placement = await decide(ctx, bucket, key, user_metadata=meta, tags=tags)
+    body = request_body(ctx.request, ctx.auth)
+    blob_key, info = await write_blob(
+        ctx.gw, placement.locations, body, expect_size=body.expected_size
+    )
+    attrs = VersionAttrs(
+        data_class=placement.classification.data_class,
+        subject=placement.classification.subject,
+        subject_count=placement.classification.subject_count,
+        rule=placement.decision.rule,
+        content_type=ctx.headers.get("content-type"),
+        user_metadata=meta,
+        tags=tags,
+    )
+    await commit_simple(ctx, ctx.bucket, key, placement, attrs, blob_key, info)
+    return empty_response(
+        headers={
+            "ETag": quote_etag(info.etag),
+            **placement.response_headers(),
+            **body.response_headers(),
+        }
+    )
+
+
+def object_headers(version: ObjectVersion, locations: list[str]) -> dict[str, str]:
+    headers = {
+        "ETag": quote_etag(version.etag),
+        "Last-Modified": http_date(version.created),
+        "Accept-Ranges": "bytes",
+        "Content-Type": version.content_type or "binary/octet-stream",
+        "x-residency-class": version.data_class,
+        "x-residency-locations": ",".join(locations),
+    }
+    if version.subject:
+        headers["x-residency-subject"] = version.subject
+    if version.rule:
+        headers["x-residency-rule"] = version.rule
+    for name, value in version.user_metadata.items():
+        headers[META_PREFIX + name] = value
+    if version.tags:
+        headers["x-amz-tagging-count"] = str(len(version.tags))
+    if version.part_count:
+        headers["x-amz-mp-parts-count"] = str(version.part_count)
+    return headers
+
+
+def _latin1_safe(headers: dict[str, str]) -> dict[str, str]:
+    """HTTP header values are latin-1; S3 RFC 2047-encodes others, we percent-encode them."""
+    safe: dict[str, str] = {}
+    for name, value in headers.items():
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            value = quote(value, safe=" !#$&'()*+,/:;=?@[]~")
+        safe[name] = value
+    return safe
+
+
+async def _read_target(
+    ctx: RequestContext,
+) -> tuple[Bucket, ObjectVersion, list[SegmentRef], list[str]]:
+    async with ctx.gw.db.session(write=False) as session:
+        bucket = await owned_bucket(session, ctx)
+        try:
+            version = await get_latest(session, bucket, ctx.key)
+        except MetaError:
+            raise errors.no_such_key(ctx.key) from None
+        segments, placements = await version_blobs(session, version)
+    return (
+        bucket,
+        version,
+        [SegmentRef(s.blob_key, s.size) for s in segments],
+        [p.location for p in placements],
+    )
+
+
+async def _get_or_head(ctx: RequestContext, *, with_body: bool) -> Response:
+    _, version, segments, locations = await _read_target(ctx)
+    wanted = ctx.query.get("versionId")
+    if wanted not in (None, "null", version.version_id):
+        raise errors.S3Error(
+            "NoSuchVersion",
+            "The specified version does not exist.",
+            404,
+            key=ctx.key,
+            version_id=wanted,
+        )
+    check_preconditions(
+        ctx.headers, etag=version.etag, last_modified=version.created, method=ctx.request.method
+    )
+    headers = object_headers(version, locations)
+    if "partNumber" in ctx.query:
+        raise errors.not_implemented("GetObject with partNumber")
+    byte_range = parse_range(ctx.headers.get("range"), version.size)
+    for param, header in _RESPONSE_OVERRIDES.items():
+        if param in ctx.query:
+            headers[header] = ctx.query[param]
+    status = 200
+    start, end = 0, version.size - 1
+    if byte_range is not None:
+        status = 206
+        start, end = byte_range.start, byte_range.end
+        headers["Content-Range"] = byte_range.content_range
+    elif (
+        ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
+        and not version.part_count
+        and version.crc32
+    ):
+        headers["x-amz-checksum-crc32"] = version.crc32
+        headers["x-amz-checksum-type"] = "FULL_OBJECT"
+    length = end - start + 1
+    headers["Content-Length"] = str(length)
+    headers = _latin1_safe(headers)
+    if not with_body or length == 0:
+        return Response(b"", status_code=status, headers=headers)
+    reader = ReplicaReader(ctx.key, ctx.gw.locations, locations)
+    chunks: AsyncIterator[bytes] = await prefetch(reader.read(segments, start, end))
+    response = StreamingResponse(chunks, status_code=status, headers=headers)
+    return response
+
+
+async def get_object(ctx: RequestContext) -> Response:
+    return await _get_or_head(ctx, with_body=True)
+
+
+async def head_object(ctx: RequestContext) -> Response:
+    return await _get_or_head(ctx, with_body=False)
+
+
+async def _delete_one(ctx: RequestContext, bucket: Bucket, key: str, session: Any) -> None:
+    removed = await delete_object(session, bucket, key)
+    if removed is not None:
+        await audit_append(
+            session,
+            DELETE,
+            actor=ctx.identity.actor,
+            tenant=ctx.identity.tenant,
+            target=f"s3://{bucket.name}/{key}",
+            detail={"action": "delete_object", "version_id": removed.version_id},
+        )
+
+
+async def delete_object_handler(ctx: RequestContext) -> Response:
+    async with ctx.gw.db.session() as session:
+        bucket = await owned_bucket(session, ctx)
+        await _delete_one(ctx, bucket, ctx.key, session)
+    return empty_response(204)
+
+
+async def delete_objects(ctx: RequestContext) -> Response:
+    request = parse_delete(await read_body(request_body(ctx.request, ctx.auth)))
+    deleted: list[Deleted] = []
+    failed: list[DeleteError] = []
+    async with ctx.gw.db.session() as session:
+        bucket = await owned_bucket(session, ctx)
+        for obj in request.objects:
+            if obj.version_id not in (None, "null"):
+                failed.append(
+                    DeleteError(
+                        obj.key, "NoSuchVersion", "Versioning is not enabled.", obj.version_id
+                    )
+                )
+                continue
+            try:
+                check_object_key(obj.key)
+            except MetaError as exc:
+                failed.append(DeleteError(obj.key, "InvalidArgument", exc.message))
+                continue
+            await _delete_one(ctx, bucket, obj.key, session)
+            deleted.append(Deleted(obj.key, obj.version_id))
+    return xml_response(delete_result(deleted, failed, quiet=request.quiet))

@@ -1,0 +1,194 @@
+"""The residency write path shared by PUT, copy and multipart.
+
+classify -> `policy.evaluate` over the configured locations -> refuse (403 ResidencyViolation,
+audited) before a byte of the body is read, or -> register blob intents -> stream the body to
+every chosen location in parallel -> commit the version and its audit entry in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from residency.audit import append as audit_append
+from residency.audit.kinds import PLACEMENT, REFUSAL
+from residency.gateway import errors
+from residency.gateway.context import RequestContext
+from residency.gateway.state import Gateway
+from residency.meta.models import Bucket
+from residency.meta.writes import abandon_intents, fresh_blob_key, register_intents
+from residency.policy import (
+    Classification,
+    ClassificationError,
+    ClassificationRequired,
+    Decision,
+    ObjectAttrs,
+    Policy,
+    classify,
+    evaluate,
+    load_policy,
+)
+from residency.storage import BlobInfo, write_replicated
+from residency.storage.errors import SizeMismatch, StorageError
+
+log = logging.getLogger("residency.gateway")
+
+CLASS_KEY = "residency-class"
+SUBJECT_KEY = "residency-subject"
+COUNT_KEY = "residency-subjects"
+
+
+@lru_cache(maxsize=64)
+def _preset(spec: str) -> Policy:
+    return load_policy(spec)
+
+
+def policy_for(gw: Gateway, bucket: Bucket) -> Policy:
+    """The bucket's own policy (a preset named at creation) or the gateway's."""
+    return _preset(bucket.policy) if bucket.policy else gw.policy
+
+
+@dataclass(frozen=True, slots=True)
+class WritePlan:
+    """Where a new version goes and why: the classification and the policy decision."""
+
+    classification: Classification
+    decision: Decision
+
+    @property
+    def locations(self) -> tuple[str, ...]:
+        return self.decision.chosen
+
+    def response_headers(self) -> dict[str, str]:
+        return {
+            "x-residency-locations": ",".join(self.decision.chosen),
+            "x-residency-rule": self.decision.rule or "",
+            "x-residency-class": self.classification.data_class,
+            **(
+                {"x-residency-subject": self.classification.subject}
+                if self.classification.subject
+                else {}
+            ),
+        }
+
+    def audit_detail(self, **extra: Any) -> dict[str, Any]:
+        c = self.classification
+        return {
+            "data_class": c.data_class,
+            "subject": c.subject,
+            "subject_count": c.subject_count,
+            "classified_by": c.source,
+            **self.decision.to_dict(),
+            **extra,
+        }
+
+
+async def decide(
+    ctx: RequestContext,
+    bucket: Bucket,
+    key: str,
+    *,
+    user_metadata: Mapping[str, str],
+    tags: Mapping[str, str],
+) -> WritePlan:
+    """Classify and evaluate; a refusal is audited and raised before any body is read."""
+    gw = ctx.gw
+    policy = policy_for(gw, bucket)
+
+    def explicit(name: str) -> str | None:
+        return user_metadata.get(name) or tags.get(name)
+
+    target = f"s3://{bucket.name}/{key}"
+    try:
+        classification = classify(
+            policy,
+            key=key,
+            explicit_class=explicit(CLASS_KEY),
+            explicit_subject=explicit(SUBJECT_KEY),
+            explicit_count=explicit(COUNT_KEY),
+            bucket_class=bucket.default_class,
+            bucket_subject=bucket.default_subject,
+            bucket=bucket.name,
+        )
+    except ClassificationRequired as exc:
+        await _audit_refusal(ctx, target, {"reason": str(exc), "policy": policy.name})
+        raise errors.residency_violation(str(exc)) from None
+    except ClassificationError as exc:
+        raise errors.invalid_argument(str(exc)) from None
+    attrs = ObjectAttrs(
+        data_class=classification.data_class,
+        subject=classification.subject,
+        subject_count=classification.subject_count,
+        tenant=ctx.identity.tenant,
+        bucket=bucket.name,
+        key=key,
+    )
+    decision = evaluate(policy, attrs, [loc.facts for loc in gw.locations.values()])
+    placement = WritePlan(classification, decision)
+    if not decision.ok or not decision.chosen:
+        await _audit_refusal(ctx, target, placement.audit_detail(policy=policy.name))
+        raise errors.residency_violation(decision.message, rule=decision.rule)
+    return placement
+
+
+async def _audit_refusal(ctx: RequestContext, target: str, detail: dict[str, Any]) -> None:
+    async with ctx.gw.db.session() as session:
+        await audit_append(
+            session,
+            REFUSAL,
+            actor=ctx.identity.actor,
+            tenant=ctx.identity.tenant,
+            target=target,
+            detail=detail,
+        )
+
+
+def storage_unavailable(exc: StorageError) -> errors.S3Error:
+    return errors.S3Error("ServiceUnavailable", f"A storage location failed: {exc}", 503)
+
+
+async def write_blob(
+    gw: Gateway,
+    locations: Sequence[str],
+    chunks: AsyncIterable[bytes],
+    *,
+    expect_size: int | None = None,
+) -> tuple[str, BlobInfo]:
+    """Write a fresh blob to every location (intents first); on failure nothing is left live."""
+    blob_key = fresh_blob_key()
+    refs = [(name, blob_key) for name in locations]
+    async with gw.db.session() as session:
+        await register_intents(session, refs)
+    try:
+        info = await write_replicated(
+            [gw.locations[name] for name in locations], blob_key, chunks, expect_size=expect_size
+        )
+    except BaseException as exc:
+        try:
+            async with gw.db.session() as session:
+                await abandon_intents(session, refs)
+        except Exception:  # the sweep still finds the stale intents
+            log.exception("could not record the failed write of %s as garbage", blob_key)
+        if isinstance(exc, SizeMismatch):
+            raise errors.incomplete_body(str(exc)) from exc
+        if isinstance(exc, StorageError):
+            raise storage_unavailable(exc) from exc
+        raise
+    return blob_key, info
+
+
+async def audit_placement(
+    session: Any, ctx: RequestContext, target: str, placement: WritePlan, **extra: Any
+) -> None:
+    """In the caller's transaction, right before it commits the version."""
+    await audit_append(
+        session,
+        PLACEMENT,
+        actor=ctx.identity.actor,
+        tenant=ctx.identity.tenant,
+        target=target,
+        detail=placement.audit_detail(**extra),
+    )

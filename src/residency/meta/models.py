@@ -1,0 +1,285 @@
+"""The metadata schema: who owns what, which object versions exist and where their bytes are.
+
+Integer surrogate keys join the big tables (versions, segments, placements); the names clients
+see (bucket name, S3 version id, upload id, access key id) are unique columns beside them.
+Changing anything here needs a new Alembic revision in `meta/migrations/versions/`;
+`tests/meta/test_migrations.py` fails when the two disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from residency.meta.types import BigIntPK, JSONDoc, ObjectKey, UTCDateTime, utcnow
+
+# Deterministic constraint names: Alembic needs them to alter SQLite tables in batch mode.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+KEY_STATUSES = ("active", "revoked")
+PLACEMENT_STATES = ("ready", "verified", "deleting")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Tenant(Base):
+    """An organisation that owns buckets; one gateway serves many."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Principal(Base):
+    """A user or service of a tenant; `attributes` feed access policies (country, ...)."""
+
+    __tablename__ = "principals"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    name: Mapped[str] = mapped_column(String(64))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AccessKey(Base):
+    """An S3 credential. SigV4 verification needs the secret itself, so it is stored."""
+
+    __tablename__ = "access_keys"
+    __table_args__ = (
+        CheckConstraint(f"status IN {KEY_STATUSES!r}", name="status"),
+        Index(None, "principal_id"),
+    )
+
+    access_key_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id"))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Bucket(Base):
+    """A bucket; names are global across tenants, as in S3."""
+
+    __tablename__ = "buckets"
+    __table_args__ = (Index(None, "tenant_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    default_class: Mapped[str | None] = mapped_column(String(128))
+    default_subject: Mapped[str | None] = mapped_column(String(64))
+    policy: Mapped[str | None] = mapped_column(String(128))
+
+
+class ObjectVersion(Base):
+    """One version of an object. Only `is_latest` rows are visible while versioning is off.
+
+    Checksums are strings as S3 returns them: `md5` hex, the others base64 (with a `-N` suffix
+    for a multipart object's composite checksum).
+    """
+
+    __tablename__ = "object_versions"
+    __table_args__ = (
+        # At most one latest version per key; the index listings and GETs range-scan.
+        Index(
+            "uq_object_versions_latest",
+            "bucket_id",
+            "key",
+            unique=True,
+            sqlite_where=text("is_latest = 1"),
+            postgresql_where=text("is_latest"),
+        ),
+        # All versions of a key; also serves the foreign key from buckets.
+        Index(None, "bucket_id", "key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    bucket_id: Mapped[int] = mapped_column(ForeignKey("buckets.id"))
+    key: Mapped[str] = mapped_column(ObjectKey)
+    version_id: Mapped[str] = mapped_column(String(64), unique=True)
+    is_latest: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_delete_marker: Mapped[bool] = mapped_column(Boolean, default=False)
+    size: Mapped[int] = mapped_column(BigInteger)
+    etag: Mapped[str] = mapped_column(String(64))
+    md5: Mapped[str | None] = mapped_column(String(64))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    crc32c: Mapped[str | None] = mapped_column(String(64))
+    crc32: Mapped[str | None] = mapped_column(String(64))
+    content_type: Mapped[str | None] = mapped_column(String(255))
+    user_metadata: Mapped[dict[str, str]] = mapped_column(JSONDoc, default=dict)
+    tags: Mapped[dict[str, str]] = mapped_column(JSONDoc, default=dict)
+    data_class: Mapped[str] = mapped_column(String(128))
+    subject: Mapped[str | None] = mapped_column(String(64))
+    subject_count: Mapped[int | None] = mapped_column(BigInteger)
+    rule: Mapped[str | None] = mapped_column(String(128))
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    part_count: Mapped[int | None] = mapped_column(Integer)
+
+
+class Segment(Base):
+    """A run of an object's bytes stored as one blob; a simple object has exactly one.
+
+    A completed multipart object is the list of its part blobs in `seq` order (no copy).
+    """
+
+    __tablename__ = "segments"
+    __table_args__ = (
+        UniqueConstraint("object_version_id", "seq"),
+        Index(None, "blob_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    object_version_id: Mapped[int] = mapped_column(
+        ForeignKey("object_versions.id", ondelete="CASCADE")
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    blob_key: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    etag: Mapped[str] = mapped_column(String(64))
+
+
+class Placement(Base):
+    """A location that holds every segment blob of a version under the segments' keys."""
+
+    __tablename__ = "placements"
+    __table_args__ = (
+        UniqueConstraint("object_version_id", "location"),
+        CheckConstraint(f"state IN {PLACEMENT_STATES!r}", name="state"),
+        Index(None, "location"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    object_version_id: Mapped[int] = mapped_column(
+        ForeignKey("object_versions.id", ondelete="CASCADE")
+    )
+    location: Mapped[str] = mapped_column(String(63))
+    state: Mapped[str] = mapped_column(String(16), default="ready")
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MultipartUpload(Base):
+    """An upload in progress. Placement is decided at creation; every part goes to `locations`."""
+
+    __tablename__ = "multipart_uploads"
+    __table_args__ = (Index(None, "bucket_id", "key", "initiated"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    upload_id: Mapped[str] = mapped_column(String(128), unique=True)
+    bucket_id: Mapped[int] = mapped_column(ForeignKey("buckets.id"))
+    key: Mapped[str] = mapped_column(ObjectKey)
+    initiated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    principal_id: Mapped[int | None] = mapped_column(ForeignKey("principals.id"))
+    content_type: Mapped[str | None] = mapped_column(String(255))
+    user_metadata: Mapped[dict[str, str]] = mapped_column(JSONDoc, default=dict)
+    tags: Mapped[dict[str, str]] = mapped_column(JSONDoc, default=dict)
+    data_class: Mapped[str] = mapped_column(String(128))
+    subject: Mapped[str | None] = mapped_column(String(64))
+    subject_count: Mapped[int | None] = mapped_column(BigInteger)
+    rule: Mapped[str | None] = mapped_column(String(128))
+    locations: Mapped[list[str]] = mapped_column(JSONDoc)
+    checksum_algorithm: Mapped[str | None] = mapped_column(String(16))
+
+
+class MultipartPart(Base):
+    """An uploaded part; its blob exists at every location of the upload."""
+
+    __tablename__ = "multipart_parts"
+    __table_args__ = (
+        UniqueConstraint("multipart_upload_id", "part_number"),
+        Index(None, "blob_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    multipart_upload_id: Mapped[int] = mapped_column(
+        ForeignKey("multipart_uploads.id", ondelete="CASCADE")
+    )
+    part_number: Mapped[int] = mapped_column(Integer)
+    blob_key: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    etag: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    crc32c: Mapped[str | None] = mapped_column(String(64))
+    crc32: Mapped[str | None] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BlobIntent(Base):
+    """A blob about to be written. Committed before the first byte, removed by the commit."""
+
+    __tablename__ = "blob_intents"
+    __table_args__ = (
+        UniqueConstraint("location", "blob_key"),
+        Index(None, "created"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    location: Mapped[str] = mapped_column(String(63))
+    blob_key: Mapped[str] = mapped_column(String(255))
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GarbageBlob(Base):
+    """A blob nothing should reference any more; the sweep deletes it after a grace period.
+
+    `claimed` is set (and committed) by the sweep before it deletes the bytes. A writer about
+    to write the same key at the same location again (a migration moving a version back)
+    removes unclaimed rows when it registers its intents and is refused while one is claimed.
+    """
+
+    __tablename__ = "garbage_blobs"
+    __table_args__ = (Index(None, "created"), Index(None, "blob_key"))
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    location: Mapped[str] = mapped_column(String(63))
+    blob_key: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(Base):
+    """One link of the hash-chained audit log (the chain itself lives in `residency.audit`)."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index(None, "ts"), {"sqlite_autoincrement": True})
+
+    seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(255))
+    tenant: Mapped[str | None] = mapped_column(String(63))
+    target: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

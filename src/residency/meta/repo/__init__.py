@@ -1,0 +1,1 @@
+"""Repository functions by topic. Each takes the session first and runs in its transaction."""

@@ -1,0 +1,136 @@
+"""Blob bookkeeping: write intents, garbage, and which blobs are still referenced where.
+
+A blob is identified by (location, blob_key). It is *live* at a location when a segment of a
+version placed there, or a part of an upload targeting it, names the key. Everything the sweep
+deletes must be garbage (or a stale intent) and not live: that double check is what makes a
+bookkeeping mistake cost disk space instead of data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from residency.meta.errors import BlobBusy
+from residency.meta.models import (
+    BlobIntent,
+    GarbageBlob,
+    MultipartPart,
+    MultipartUpload,
+    Placement,
+    Segment,
+)
+from residency.meta.types import utcnow
+
+BlobRef = tuple[str, str]
+"""(location name, blob key)"""
+
+T = TypeVar("T")
+_CHUNK = 250  # bound on bound parameters per statement (SQLite allows 32766, PG 65535)
+
+
+def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterable[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _by_location(refs: Iterable[BlobRef]) -> Iterable[tuple[str, Sequence[str]]]:
+    """(location, chunk of keys): `location = ? AND blob_key IN (...)` uses the indexes,
+    where a row-value `(location, blob_key) IN (...)` makes SQLite scan the table."""
+    grouped: dict[str, list[str]] = {}
+    for loc, key in refs:
+        grouped.setdefault(loc, []).append(key)
+    for loc, keys in sorted(grouped.items()):
+        for chunk in _chunks(sorted(set(keys))):
+            yield loc, chunk
+
+
+async def add_garbage(
+    session: AsyncSession,
+    refs: Iterable[BlobRef],
+    *,
+    reason: str,
+    created: datetime | None = None,
+) -> int:
+    rows = [
+        {"location": loc, "blob_key": key, "reason": reason, "created": created or utcnow()}
+        for loc, key in dict.fromkeys(refs)
+    ]
+    for chunk in _chunks(rows):
+        await session.execute(insert(GarbageBlob), list(chunk))
+    return len(rows)
+
+
+async def add_intents(session: AsyncSession, refs: Iterable[BlobRef]) -> int:
+    """Record blobs about to be written (commit before writing them).
+
+    A fresh key has no history. A key written again at a location where an older copy is
+    garbage (a migration moving a version back) takes that copy over: its garbage rows go,
+    so the sweep cannot delete the new bytes. If the sweep has already claimed one, the bytes
+    may be deleted at any moment: refuse with `BlobBusy` (retry after the sweep).
+    """
+    refs = list(dict.fromkeys(refs))
+    for location, keys in _by_location(refs):
+        pending = (
+            await session.execute(
+                select(
+                    GarbageBlob.id, GarbageBlob.location, GarbageBlob.blob_key, GarbageBlob.claimed
+                )
+                .where(GarbageBlob.location == location, GarbageBlob.blob_key.in_(keys))
+                .with_for_update()
+            )
+        ).all()
+        busy = [row for row in pending if row.claimed is not None]
+        if busy:
+            raise BlobBusy(
+                f"blob {busy[0].blob_key} at {busy[0].location} is being deleted by the "
+                "orphan sweep; retry in a moment"
+            )
+        if pending:
+            await session.execute(
+                delete(GarbageBlob).where(GarbageBlob.id.in_([row.id for row in pending]))
+            )
+    now = utcnow()
+    rows = [{"location": loc, "blob_key": key, "created": now} for loc, key in refs]
+    for chunk in _chunks(rows):
+        await session.execute(insert(BlobIntent), list(chunk))
+    return len(rows)
+
+
+async def remove_intents(session: AsyncSession, refs: Iterable[BlobRef]) -> set[BlobRef]:
+    """Delete the intents for `refs`; return the refs that had none (never registered/swept)."""
+    missing = set(refs)
+    for location, keys in _by_location(list(missing)):
+        found = await session.execute(
+            delete(BlobIntent)
+            .where(BlobIntent.location == location, BlobIntent.blob_key.in_(keys))
+            .returning(BlobIntent.location, BlobIntent.blob_key)
+        )
+        missing.difference_update((loc, key) for loc, key in found)
+    return missing
+
+
+async def live_refs(session: AsyncSession, refs: Iterable[BlobRef]) -> set[BlobRef]:
+    """The subset of `refs` that a version placement or an upload's part still needs."""
+    refs = set(refs)
+    keys = sorted({key for _, key in refs})
+    live: set[BlobRef] = set()
+    for key_chunk in _chunks(keys):
+        placed = await session.execute(
+            select(Placement.location, Segment.blob_key)
+            .join(Placement, Placement.object_version_id == Segment.object_version_id)
+            .where(Segment.blob_key.in_(key_chunk))
+        )
+        live.update((loc, key) for loc, key in placed)
+        parts = await session.execute(
+            select(MultipartUpload.locations, MultipartPart.blob_key)
+            .join(MultipartUpload, MultipartUpload.id == MultipartPart.multipart_upload_id)
+            .where(MultipartPart.blob_key.in_(key_chunk))
+        )
+        for locations, key in parts:
+            live.update((loc, key) for loc in locations)
+    return live & refs

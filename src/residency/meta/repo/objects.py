@@ -1,0 +1,273 @@
+"""Reading objects: the GET hot path, listings (V1/V2 semantics) and tags.
+
+Writes that change which version is visible live in `residency.meta.writes`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, false, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from residency.meta.errors import InvalidArgument, InvalidTag, NoSuchBucket, NoSuchKey
+from residency.meta.models import Bucket, ObjectVersion, Placement, Segment
+from residency.meta.repo.keyspace import SEEK_BATCH, common_prefix, prefix_end
+
+MAX_KEYS = 1000
+MAX_TAGS = 10
+_TAG_CHARS = re.compile(r"[\w\s+\-=.:/@]*")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadTarget:
+    """Everything a GET needs: the bucket, the latest version, its blobs and where they are."""
+
+    bucket: Bucket
+    version: ObjectVersion
+    segments: Sequence[Segment]
+    placements: Sequence[Placement]
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One page of a listing. `next_marker` (when truncated) resumes it as marker/start-after.
+
+    It is the last key or common prefix on the page; resuming from a common prefix skips
+    everything under it, as S3 does.
+    """
+
+    objects: Sequence[ObjectVersion]
+    common_prefixes: Sequence[str]
+    is_truncated: bool
+    next_marker: str | None
+
+
+def _latest(bucket_id: int) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    # Spelled exactly like the partial index's WHERE so SQLite's planner can use it.
+    return ObjectVersion.bucket_id == bucket_id, ObjectVersion.is_latest == true()
+
+
+async def find_latest(session: AsyncSession, bucket: Bucket, key: str) -> ObjectVersion | None:
+    return await session.scalar(
+        select(ObjectVersion).where(*_latest(bucket.id), ObjectVersion.key == key)
+    )
+
+
+async def get_latest(session: AsyncSession, bucket: Bucket, key: str) -> ObjectVersion:
+    version = await find_latest(session, bucket, key)
+    if version is None or version.is_delete_marker:
+        raise NoSuchKey(f"The specified key {key!r} does not exist.")
+    return version
+
+
+async def find_bucket_and_latest(
+    session: AsyncSession, bucket_name: str, key: str
+) -> tuple[Bucket | None, ObjectVersion | None]:
+    """Bucket and latest version of `key` in one query (HEAD, conditional requests)."""
+    row = (
+        await session.execute(
+            select(Bucket, ObjectVersion)
+            .outerjoin(
+                ObjectVersion,
+                and_(
+                    ObjectVersion.bucket_id == Bucket.id,
+                    ObjectVersion.is_latest == true(),
+                    ObjectVersion.key == key,
+                ),
+            )
+            .where(Bucket.name == bucket_name)
+        )
+    ).first()
+    if row is None:
+        return None, None
+    return row.Bucket, row.ObjectVersion
+
+
+async def get_read_target(session: AsyncSession, bucket_name: str, key: str) -> ReadTarget:
+    """The GET hot path in three indexed queries; raises NoSuchBucket / NoSuchKey."""
+    bucket, version = await find_bucket_and_latest(session, bucket_name, key)
+    if bucket is None:
+        raise NoSuchBucket(f"The specified bucket {bucket_name!r} does not exist.")
+    if version is None or version.is_delete_marker:
+        raise NoSuchKey(f"The specified key {key!r} does not exist.")
+    segments, placements = await version_blobs(session, version)
+    return ReadTarget(bucket=bucket, version=version, segments=segments, placements=placements)
+
+
+async def version_blobs(
+    session: AsyncSession, version: ObjectVersion
+) -> tuple[Sequence[Segment], Sequence[Placement]]:
+    segments = (
+        await session.scalars(
+            select(Segment).where(Segment.object_version_id == version.id).order_by(Segment.seq)
+        )
+    ).all()
+    placements = (
+        await session.scalars(
+            select(Placement)
+            .where(Placement.object_version_id == version.id)
+            .order_by(Placement.id)
+        )
+    ).all()
+    return segments, placements
+
+
+# --- listing -------------------------------------------------------------------------------
+
+
+async def list_objects(
+    session: AsyncSession,
+    bucket: Bucket,
+    *,
+    prefix: str = "",
+    delimiter: str = "",
+    start_after: str = "",
+    max_keys: int = MAX_KEYS,
+) -> Listing:
+    """List latest versions in key order, rolling keys up into common prefixes.
+
+    Without a delimiter a page is one index range scan. With one, keys are read in small
+    batches and each common prefix costs one index seek past it (to `prefix_end(cp)`), never a
+    scan of the keys beneath it, so a page is cheap however many objects the bucket holds;
+    the listed objects' rows are then fetched in one query.
+    """
+    if max_keys < 0:
+        raise InvalidArgument("max-keys must not be negative")
+    max_keys = min(max_keys, MAX_KEYS)
+    empty = Listing(objects=[], common_prefixes=[], is_truncated=False, next_marker=None)
+    if max_keys == 0:
+        return empty
+    start = _start(prefix, delimiter, start_after)
+    if start is None:
+        return empty
+    lower, inclusive = start
+    upper = prefix_end(prefix)
+    if upper is not None and lower >= upper:
+        return empty
+
+    def page_query(lower: str, inclusive: bool, limit: int) -> Select[Any]:
+        conditions = [
+            *_latest(bucket.id),
+            ObjectVersion.is_delete_marker == false(),
+            ObjectVersion.key >= lower if inclusive else ObjectVersion.key > lower,
+        ]
+        if upper is not None:
+            conditions.append(ObjectVersion.key < upper)
+        return select(ObjectVersion).where(*conditions).order_by(ObjectVersion.key).limit(limit)
+
+    if not delimiter:
+        rows = (await session.scalars(page_query(lower, inclusive, max_keys + 1))).all()
+        truncated = len(rows) > max_keys
+        rows = rows[:max_keys]
+        return Listing(
+            objects=rows,
+            common_prefixes=[],
+            is_truncated=truncated,
+            next_marker=rows[-1].key if truncated else None,
+        )
+
+    keys: list[str] = []
+    prefixes: list[str] = []
+    last: str | None = None
+    truncated = False
+    batch = SEEK_BATCH
+    done = False
+    while not done:
+        found = (
+            await session.scalars(
+                page_query(lower, inclusive, batch).with_only_columns(ObjectVersion.key)
+            )
+        ).all()
+        seeked = False
+        for key in found:
+            if len(keys) + len(prefixes) == max_keys:
+                truncated = done = True
+                break
+            cp = common_prefix(key, prefix, delimiter)
+            if cp is None:
+                keys.append(key)
+                last, lower, inclusive = key, key, False
+                continue
+            prefixes.append(cp)
+            last = cp
+            nxt = prefix_end(cp)
+            if nxt is None:  # nothing can sort after this prefix
+                done = True
+            else:
+                lower, inclusive, seeked = nxt, True, True
+            break
+        if done:
+            break
+        if seeked:
+            batch = SEEK_BATCH
+        elif len(found) < batch:
+            done = True
+        else:
+            batch = min(batch * 2, MAX_KEYS + 1)
+    objects: Sequence[ObjectVersion] = []
+    if keys:
+        objects = (
+            await session.scalars(
+                select(ObjectVersion)
+                .where(*_latest(bucket.id), ObjectVersion.key.in_(keys))
+                .order_by(ObjectVersion.key)
+            )
+        ).all()
+    return Listing(
+        objects=objects,
+        common_prefixes=prefixes,
+        is_truncated=truncated,
+        next_marker=last if truncated else None,
+    )
+
+
+def _start(prefix: str, delimiter: str, start_after: str) -> tuple[str, bool] | None:
+    """Where a listing begins: (bound, inclusive); None if nothing can follow the marker."""
+    if start_after < prefix:
+        return prefix, True
+    if (
+        start_after.startswith(prefix)
+        and common_prefix(start_after, prefix, delimiter) == start_after
+    ):
+        # Resuming after a common prefix (our own next_marker): skip everything under it.
+        nxt = prefix_end(start_after)
+        return None if nxt is None else (nxt, True)
+    return start_after, False
+
+
+# --- tags ----------------------------------------------------------------------------------
+
+
+def check_tags(tags: Mapping[str, str]) -> None:
+    """S3 object tag limits: at most 10 tags, keys 1-128 and values 0-256 characters."""
+    if len(tags) > MAX_TAGS:
+        raise InvalidTag(f"Object tags cannot be greater than {MAX_TAGS} (got {len(tags)}).")
+    for k, v in tags.items():
+        if not 1 <= len(k) <= 128:
+            raise InvalidTag(f"The tag key {k!r} must be 1 to 128 characters long.")
+        if len(v) > 256:
+            raise InvalidTag(f"The tag value for {k!r} must be at most 256 characters long.")
+        if not (_TAG_CHARS.fullmatch(k) and _TAG_CHARS.fullmatch(v)):
+            raise InvalidTag(
+                f"The tag {k!r}={v!r} has characters S3 does not allow "
+                "(letters, digits, spaces and + - = . _ : / @)."
+            )
+
+
+async def get_tags(session: AsyncSession, bucket: Bucket, key: str) -> dict[str, str]:
+    return dict((await get_latest(session, bucket, key)).tags)
+
+
+async def put_tags(
+    session: AsyncSession, bucket: Bucket, key: str, tags: Mapping[str, str]
+) -> ObjectVersion:
+    """Replace the tag set of the latest version (an empty mapping deletes all tags)."""
+    check_tags(tags)
+    version = await get_latest(session, bucket, key)
+    version.tags = dict(tags)
+    await session.flush()
+    return version

@@ -1,0 +1,1 @@
+"""Moving data to where the policy wants it, and reclaiming what no one references."""

@@ -1,0 +1,186 @@
+"""The plan file: a header line, one JSON line per action, a summary line (JSON Lines).
+
+Streaming both ways: the planner writes actions as it finds them and the executor reads them
+one at a time, so a plan for millions of objects never sits in memory. The summary comes last
+and doubles as an end marker: a plan cut short (planner killed, disk full) is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = [
+    "PLAN_FORMAT",
+    "PlanAction",
+    "PlanError",
+    "PlanHeader",
+    "Unplaceable",
+    "iter_plan",
+    "read_plan_header",
+]
+
+PLAN_FORMAT = "residency-plan/1"
+
+
+class PlanError(Exception):
+    """The plan file is missing, malformed or incomplete; the message says which line."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanHeader:
+    id: str
+    created: str
+    policy: str
+    bucket: str | None
+    bandwidth: int
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def to_line(self) -> dict[str, Any]:
+        return {
+            "format": PLAN_FORMAT,
+            "id": self.id,
+            "created": self.created,
+            "policy": self.policy,
+            "bucket": self.bucket,
+            "bandwidth": self.bandwidth,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PlanAction:
+    """Copy one object version from `src` to each of `copy_to`, then drop `delete_from`."""
+
+    bucket: str
+    key: str
+    version_id: str
+    size: int
+    segments: int
+    src: str | None
+    copy_to: tuple[str, ...]
+    delete_from: tuple[str, ...]
+    rule: str | None = None
+
+    def to_line(self) -> dict[str, Any]:
+        return {
+            "op": "move",
+            "bucket": self.bucket,
+            "key": self.key,
+            "version": self.version_id,
+            "size": self.size,
+            "segments": self.segments,
+            "src": self.src,
+            "copy": list(self.copy_to),
+            "delete": list(self.delete_from),
+            "rule": self.rule,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Unplaceable:
+    """An object no configured location may hold under the policy: nothing is done to it."""
+
+    bucket: str
+    key: str
+    version_id: str
+    size: int
+    placements: tuple[str, ...]
+    reason: str
+
+    def to_line(self) -> dict[str, Any]:
+        return {
+            "op": "unplaceable",
+            "bucket": self.bucket,
+            "key": self.key,
+            "version": self.version_id,
+            "size": self.size,
+            "placements": list(self.placements),
+            "reason": self.reason,
+        }
+
+
+def write_line(out: IO[str], record: dict[str, Any]) -> None:
+    out.write(json.dumps(record, separators=(",", ":"), ensure_ascii=False))
+    out.write("\n")
+
+
+def _parse(path: Path, lineno: int, text: str) -> dict[str, Any]:
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PlanError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise PlanError(f"{path}:{lineno}: expected a JSON object")
+    return record
+
+
+def _open(path: Path) -> IO[str]:
+    try:
+        return path.open(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise PlanError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def read_plan_header(path: Path) -> PlanHeader:
+    """The header with the summary from the last line; `PlanError` if either is missing."""
+    with _open(path) as f:
+        first = f.readline()
+        if not first.strip():
+            raise PlanError(f"{path}: empty file, not a residency plan")
+        head = _parse(path, 1, first)
+        if head.get("format") != PLAN_FORMAT:
+            raise PlanError(
+                f"{path}:1: not a residency plan (format {head.get('format')!r}, "
+                f"expected {PLAN_FORMAT!r}); create one with `residency plan -o FILE`"
+            )
+        last = first
+        lineno = 1
+        for line in f:
+            lineno += 1
+            if line.strip():
+                last = line
+    tail = _parse(path, lineno, last)
+    if "summary" not in tail:
+        raise PlanError(f"{path}: the plan is incomplete (no summary line); plan again")
+    try:
+        return PlanHeader(
+            id=str(head["id"]),
+            created=str(head["created"]),
+            policy=str(head["policy"]),
+            bucket=head.get("bucket"),
+            bandwidth=int(head.get("bandwidth") or 0),
+            summary=dict(tail["summary"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PlanError(f"{path}:1: malformed plan header ({exc})") from None
+
+
+def iter_plan(path: Path) -> Iterator[PlanAction]:
+    """Every `move` action in file order; `PlanError` names the first malformed line."""
+    with _open(path) as f:
+        f.readline()
+        for lineno, line in enumerate(f, start=2):
+            if not line.strip():
+                continue
+            record = _parse(path, lineno, line)
+            if record.get("op") != "move":
+                continue
+            try:
+                yield PlanAction(
+                    bucket=str(record["bucket"]),
+                    key=str(record["key"]),
+                    version_id=str(record["version"]),
+                    size=int(record["size"]),
+                    segments=int(record.get("segments", 1)),
+                    src=record.get("src"),
+                    copy_to=tuple(str(x) for x in record.get("copy", [])),
+                    delete_from=tuple(str(x) for x in record.get("delete", [])),
+                    rule=record.get("rule"),
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                raise PlanError(f"{path}:{lineno}: malformed action ({exc})") from None

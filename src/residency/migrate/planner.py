@@ -1,0 +1,432 @@
+"""`residency plan`: where every latest object is vs where the policy wants it, as actions.
+
+Rows stream from the database in id-ordered batches (three indexed queries per batch), so
+memory stays flat at millions of objects. The evaluator is pure and reads only the data class,
+subject, tenant and bucket, so decisions are cached per distinct tuple of those: exact, and
+a million objects need only as many evaluations as there are distinct tuples.
+
+Per object: `copy` = chosen locations it is not at yet; `delete` = locations it is at that
+the policy does not allow (after the copies verify). Placements at allowed but not chosen
+locations are kept (compliant; trimming extra replicas is not a residency question). The read
+source is the current placement with the cheapest egress.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from sqlalchemy import func, select, true
+
+from residency.catalog.facts import LocationFacts
+from residency.meta import Database
+from residency.meta.models import Bucket, ObjectVersion, Placement, Segment, Tenant
+from residency.meta.types import utcnow
+from residency.migrate.planfile import PlanAction, PlanHeader, Unplaceable, write_line
+from residency.policy import Decision, ObjectAttrs, Policy, evaluate
+from residency.policy.evaluate import spread_key
+from residency.policy.model import Spread
+
+__all__ = [
+    "GET_USD_PER_1000",
+    "PUT_USD_PER_1000",
+    "PlanSummary",
+    "Planner",
+    "plan_to_file",
+]
+
+GIB = 1 << 30
+_str = json.encoder.encode_basestring  # JSON string literal, C-accelerated
+# The catalog has no request prices; these are S3 Standard list prices (us-east-1), a fair
+# middle of what the big clouds charge. Shown as an estimate.
+PUT_USD_PER_1000 = 0.005
+GET_USD_PER_1000 = 0.0004
+PART_SIZE = 8 << 20  # storage uploads big blobs in parts of this size: one PUT each
+UNPLACEABLE_SAMPLE = 20
+
+
+@dataclass
+class PlanSummary:
+    objects: int = 0
+    bytes: int = 0
+    keep: int = 0
+    moves: int = 0
+    copies: int = 0
+    copy_bytes: int = 0
+    deletes: int = 0
+    delete_bytes: int = 0
+    unplaceable: int = 0
+    unplaceable_bytes: int = 0
+    no_source: int = 0
+    egress_usd_by_provider: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    unpriced_egress_bytes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    """egress from providers whose price the catalog does not know (not in the USD total)"""
+    routes: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    gets: int = 0
+    puts: int = 0
+    delete_requests: int = 0
+    unplaceable_sample: list[dict[str, Any]] = field(default_factory=list)
+    decisions: int = 0
+
+    @property
+    def egress_usd(self) -> float:
+        return sum(self.egress_usd_by_provider.values())
+
+    @property
+    def request_usd(self) -> float:
+        return (self.puts + self.delete_requests) / 1000 * PUT_USD_PER_1000 + (
+            self.gets / 1000 * GET_USD_PER_1000
+        )
+
+    def duration_s(self, bandwidth: int) -> float:
+        return self.copy_bytes / bandwidth if bandwidth > 0 else 0.0
+
+    def to_dict(self, bandwidth: int) -> dict[str, Any]:
+        return {
+            "objects": self.objects,
+            "bytes": self.bytes,
+            "keep": self.keep,
+            "moves": self.moves,
+            "copies": self.copies,
+            "copy_bytes": self.copy_bytes,
+            "deletes": self.deletes,
+            "delete_bytes": self.delete_bytes,
+            "unplaceable": self.unplaceable,
+            "unplaceable_bytes": self.unplaceable_bytes,
+            "egress_usd_by_provider": {
+                k: round(v, 6) for k, v in sorted(self.egress_usd_by_provider.items())
+            },
+            "egress_usd": round(self.egress_usd, 6),
+            "egress_unpriced_bytes": dict(sorted(self.unpriced_egress_bytes.items())),
+            "requests": {"get": self.gets, "put": self.puts, "delete": self.delete_requests},
+            "request_usd": round(self.request_usd, 6),
+            "bandwidth": bandwidth,
+            "duration_s": round(self.duration_s(bandwidth), 3),
+            "routes": {
+                route: {"objects": n, "bytes": b} for route, (n, b) in sorted(self.routes.items())
+            },
+            "unplaceable_sample": self.unplaceable_sample,
+            "distinct_decisions": self.decisions,
+        }
+
+
+def _egress_price(facts: LocationFacts | None) -> float:
+    if facts is None or facts.egress_usd_per_gb is None:
+        return math.inf
+    return facts.egress_usd_per_gb
+
+
+class Planner:
+    """Turns (object, current placements) into an action, counting everything on the way."""
+
+    def __init__(self, policy: Policy, candidates: Sequence[LocationFacts]) -> None:
+        self.policy = policy
+        self.candidates = tuple(candidates)
+        self.facts = {f.name: f for f in candidates}
+        self.summary = PlanSummary()
+        self._decisions: dict[tuple[str, str | None, str | None, str], Decision] = {}
+        self._shapes: dict[tuple[str, str | None, str | None, str, tuple[str, ...]], Shape] = {}
+
+    def decide(
+        self, data_class: str, subject: str | None, tenant: str | None, bucket: str
+    ) -> Decision:
+        cache_key = (data_class, subject, tenant, bucket)
+        decision = self._decisions.get(cache_key)
+        if decision is None:
+            attrs = ObjectAttrs(
+                data_class=data_class, subject=subject, tenant=tenant, bucket=bucket
+            )
+            decision = evaluate(self.policy, attrs, self.candidates)
+            self._decisions[cache_key] = decision
+            self.summary.decisions += 1
+        return decision
+
+    def _copies(self, decision: Decision, placements: Sequence[str]) -> tuple[str, ...]:
+        """Destinations that complete the replica set, keeping compliant copies it has.
+
+        Compliant placements count towards the replicas (one per spread key); the rest are
+        filled greedily in the policy's preference order, as the evaluator picks them.
+        """
+        spread: Spread = "location"
+        if decision.rule is not None:
+            spread = self.policy.rule(decision.rule).constraints.spread
+        used: set[str] = set()
+        for loc in placements:
+            facts = self.facts.get(loc)
+            if loc in decision.allowed and facts is not None:
+                key = spread_key(facts, spread)
+                if key is not None:
+                    used.add(key)
+        need = len(decision.chosen) - len(used)
+        copies: list[str] = []
+        preference = list(decision.chosen) + [
+            a for a in decision.allowed if a not in decision.chosen
+        ]
+        for loc in preference:
+            if need <= 0:
+                break
+            if loc in placements or loc not in self.facts:
+                continue
+            key = spread_key(self.facts[loc], spread)
+            if key is None or key in used:
+                continue
+            used.add(key)
+            copies.append(loc)
+            need -= 1
+        return tuple(copies)
+
+    def shape(
+        self,
+        data_class: str,
+        subject: str | None,
+        tenant: str | None,
+        bucket: str,
+        placements: tuple[str, ...],
+    ) -> Shape:
+        """What to do with any object of these attributes at these placements (cached)."""
+        cache_key = (data_class, subject, tenant, bucket, placements)
+        shape = self._shapes.get(cache_key)
+        if shape is None:
+            shape = self._shape(self.decide(data_class, subject, tenant, bucket), placements)
+            self._shapes[cache_key] = shape
+        return shape
+
+    def _shape(self, decision: Decision, placements: tuple[str, ...]) -> Shape:
+        if not decision.ok:
+            return Shape(unplaceable=decision.message)
+        allowed = set(decision.allowed)
+        copy_to = self._copies(decision, placements)
+        # Only drop what we know to be non-compliant: placements at locations this process
+        # has no facts for are left alone.
+        delete_from = tuple(
+            sorted(loc for loc in set(placements) if loc in self.facts and loc not in allowed)
+        )
+        if not copy_to and not delete_from:
+            return Shape()
+        src: str | None = None
+        egress: list[tuple[str, float | None]] = []
+        if copy_to:
+            readable = [loc for loc in placements if loc in self.facts]
+            if not readable:
+                return Shape(
+                    unplaceable=(
+                        f"no configured location holds it (placements: {', '.join(placements)})"
+                    ),
+                    no_source=True,
+                )
+            # Cheapest egress first; among equals prefer a copy that stays (fewer surprises).
+            src = min(
+                readable,
+                key=lambda loc: (_egress_price(self.facts.get(loc)), loc not in allowed, loc),
+            )
+            src_facts = self.facts[src]
+            for dst in copy_to:
+                dst_facts = self.facts.get(dst)
+                if dst_facts is not None and (src_facts.provider, src_facts.region) == (
+                    dst_facts.provider,
+                    dst_facts.region,
+                ):
+                    continue  # same region: no egress
+                egress.append((src_facts.provider, src_facts.egress_usd_per_gb))
+        tail = json.dumps(
+            {"src": src, "copy": list(copy_to), "delete": list(delete_from), "rule": decision.rule},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        return Shape(
+            move=True,
+            src=src,
+            copy_to=copy_to,
+            delete_from=delete_from,
+            rule=decision.rule,
+            routes=tuple(f"{src} -> {d}" for d in copy_to),
+            egress=tuple(egress),
+            tail="," + tail[1:],
+        )
+
+    def account(self, shape: Shape, bucket: str, key: str, size: int, segments: int) -> None:
+        """Add one object with this shape to the summary."""
+        s = self.summary
+        s.objects += 1
+        s.bytes += size
+        if shape.unplaceable is not None:
+            s.unplaceable += 1
+            s.unplaceable_bytes += size
+            s.no_source += shape.no_source
+            if len(s.unplaceable_sample) < UNPLACEABLE_SAMPLE:
+                s.unplaceable_sample.append(
+                    {"bucket": bucket, "key": key, "reason": shape.unplaceable}
+                )
+            return
+        if not shape.move:
+            s.keep += 1
+            return
+        s.moves += 1
+        ncopies = len(shape.copy_to)
+        if ncopies:
+            parts = max(segments, -(-size // PART_SIZE)) if size else segments
+            s.copies += ncopies
+            s.copy_bytes += size * ncopies
+            s.gets += segments * ncopies
+            s.puts += parts * ncopies
+            for route in shape.routes:
+                r = s.routes[route]
+                r[0] += 1
+                r[1] += size
+            for provider, price in shape.egress:
+                if price is None:
+                    s.unpriced_egress_bytes[provider] += size
+                else:
+                    s.egress_usd_by_provider[provider] += size / GIB * price
+        ndeletes = len(shape.delete_from)
+        s.deletes += ndeletes
+        s.delete_bytes += size * ndeletes
+        s.delete_requests += segments * ndeletes
+
+    def plan_object(
+        self,
+        *,
+        bucket: str,
+        key: str,
+        version_id: str,
+        size: int,
+        segments: int,
+        data_class: str,
+        subject: str | None,
+        tenant: str | None,
+        placements: Sequence[str],
+    ) -> PlanAction | Unplaceable | None:
+        """The action for one object, or None when it is where it should be."""
+        placed = tuple(placements)
+        shape = self.shape(data_class, subject, tenant, bucket, placed)
+        self.account(shape, bucket, key, size, segments)
+        if shape.unplaceable is not None:
+            return Unplaceable(bucket, key, version_id, size, placed, shape.unplaceable)
+        if not shape.move:
+            return None
+        return PlanAction(
+            bucket=bucket,
+            key=key,
+            version_id=version_id,
+            size=size,
+            segments=segments,
+            src=shape.src,
+            copy_to=shape.copy_to,
+            delete_from=shape.delete_from,
+            rule=shape.rule,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """The action for every object with the same attributes and placements."""
+
+    move: bool = False
+    unplaceable: str | None = None
+    no_source: bool = False
+    src: str | None = None
+    copy_to: tuple[str, ...] = ()
+    delete_from: tuple[str, ...] = ()
+    rule: str | None = None
+    routes: tuple[str, ...] = ()
+    egress: tuple[tuple[str, float | None], ...] = ()
+    tail: str = ""
+    """the action's JSON after the per-object fields, pre-encoded"""
+
+
+async def plan_to_file(
+    db: Database,
+    policy: Policy,
+    candidates: Sequence[LocationFacts],
+    out: IO[str],
+    *,
+    bucket: str | None = None,
+    bandwidth: int = 100_000_000,
+    batch_size: int = 20_000,
+) -> tuple[PlanHeader, PlanSummary]:
+    """Stream the plan for every latest object (of `bucket`) into `out`."""
+    planner = Planner(policy, candidates)
+    header = PlanHeader(
+        id=uuid.uuid4().hex,
+        created=utcnow().isoformat(),
+        policy=policy.name,
+        bucket=bucket,
+        bandwidth=bandwidth,
+    )
+    write_line(out, header.to_line())
+    after = 0
+    while True:
+        async with db.session(write=False) as session:
+            # Core rows, not ORM loading: this loop is the planner's whole cost.
+            conn = await session.connection()
+            query = (
+                select(
+                    ObjectVersion.id,
+                    ObjectVersion.key,
+                    ObjectVersion.version_id,
+                    ObjectVersion.size,
+                    ObjectVersion.data_class,
+                    ObjectVersion.subject,
+                    Bucket.name,
+                    Tenant.name,
+                )
+                .join(Bucket, Bucket.id == ObjectVersion.bucket_id)
+                .join(Tenant, Tenant.id == Bucket.tenant_id)
+                .where(
+                    ObjectVersion.id > after,
+                    ObjectVersion.is_latest == true(),
+                    ObjectVersion.is_delete_marker.is_not(True),
+                )
+                .order_by(ObjectVersion.id)
+                .limit(batch_size)
+            )
+            if bucket is not None:
+                query = query.where(Bucket.name == bucket)
+            rows = (await conn.execute(query)).all()
+            if not rows:
+                break
+            lo, hi = rows[0][0], rows[-1][0]
+            where: Any = Placement.object_version_id.between(lo, hi)
+            placed: dict[int, list[str]] = defaultdict(list)
+            for vid, loc in await conn.execute(
+                select(Placement.object_version_id, Placement.location)
+                .where(where, Placement.state != "deleting")
+                .order_by(Placement.object_version_id, Placement.id)
+            ):
+                placed[vid].append(loc)
+            counts: Counter[int] = Counter()
+            for vid, n in await conn.execute(
+                select(Segment.object_version_id, func.count())
+                .where(Segment.object_version_id.between(lo, hi))
+                .group_by(Segment.object_version_id)
+            ):
+                counts[vid] = n
+        lines: list[str] = []
+        for vid, key, version_id, size, data_class, subject, bucket_name, tenant in rows:
+            placements = tuple(placed.get(vid, ()))
+            segments = counts[vid] or 1
+            shape = planner.shape(data_class, subject, tenant, bucket_name, placements)
+            planner.account(shape, bucket_name, key, size, segments)
+            if shape.move:
+                lines.append(
+                    f'{{"op":"move","bucket":{_str(bucket_name)},"key":{_str(key)},'
+                    f'"version":{_str(version_id)},"size":{size},"segments":{segments}'
+                    f"{shape.tail}\n"
+                )
+            elif shape.unplaceable is not None:
+                item = Unplaceable(
+                    bucket_name, key, version_id, size, placements, shape.unplaceable
+                )
+                lines.append(json.dumps(item.to_line(), ensure_ascii=False) + "\n")
+        out.write("".join(lines))
+        after = rows[-1][0]
+        if len(rows) < batch_size:
+            break
+    summary = planner.summary
+    write_line(out, {"summary": summary.to_dict(bandwidth)})
+    return header, summary

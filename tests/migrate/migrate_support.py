@@ -1,0 +1,124 @@
+"""Helpers for the migration tests: a small TikTok world (an Alibaba Singapore bucket full of
+user data, US targets) and a way to run the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+POLICY = str(REPO / "examples" / "tiktok-2022.yaml")
+SRC = "alibaba-ap-southeast-1"
+ORACLE = "oracle-us-ashburn-1"
+AWS = "aws-us-east-1"
+
+RULES = """\
+rules:
+  - {prefix: "us/", class: personal, subject: US}
+  - {prefix: "eu/", class: personal, subject: DE}
+  - {regex: "\\\\.public$", class: public}
+"""
+
+
+@dataclass
+class World:
+    root: Path
+    config: Path
+    locations: dict[str, dict[str, Any]]
+
+    def dir(self, location: str) -> Path:
+        return Path(self.locations[location]["options"]["root"])
+
+    def put_native(self, key: str, data: bytes) -> None:
+        path = self.dir(SRC) / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    def args(self) -> list[str]:
+        return ["--config", str(self.config)]
+
+
+def make_world(root: Path, extra: list[dict[str, Any]] | None = None) -> World:
+    locs = {
+        name: {
+            "name": name,
+            "provider": provider,
+            "region": region,
+            "scheme": "fs",
+            "options": {"root": str(root / "stores" / name)},
+        }
+        for name, provider, region in (
+            (SRC, "alibaba", "ap-southeast-1"),
+            (ORACLE, "oci", "us-ashburn-1"),
+            (AWS, "aws", "us-east-1"),
+        )
+    }
+    for loc in extra or []:
+        locs[loc["name"]] = loc
+    config = root / "residency.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {"data_dir": str(root / "data"), "policy": POLICY, "locations": list(locs.values())}
+        )
+    )
+    (root / "rules.yaml").write_text(RULES)
+    return World(root, config, locs)
+
+
+def payload(i: int, size: int) -> bytes:
+    """Distinct, reproducible bytes per object."""
+    seed = f"object-{i}-".encode()
+    return (seed * (size // len(seed) + 1))[:size]
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def placed(world: World, bucket: str, key: str) -> dict[str, bytes]:
+    """The bytes of the latest version of `key` at each location the database places it."""
+    import sqlite3
+
+    con = sqlite3.connect(world.root / "data" / "residency.db")
+    try:
+        rows = con.execute(
+            "select p.location, s.blob_key from object_versions v "
+            "join buckets b on b.id = v.bucket_id "
+            "join segments s on s.object_version_id = v.id "
+            "join placements p on p.object_version_id = v.id "
+            "where b.name = ? and v.key = ? and v.is_latest order by p.location, s.seq",
+            (bucket, key),
+        ).fetchall()
+    finally:
+        con.close()
+    out: dict[str, bytes] = {}
+    for location, blob_key in rows:
+        out[location] = out.get(location, b"") + (world.dir(location) / blob_key).read_bytes()
+    return out
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 300) -> Run:
+    """`python -m residency ARGS` in a subprocess, as a user would run it."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "residency", *args],
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr)

@@ -1,0 +1,202 @@
+"""The engine in-process: retries against a flaky destination, bandwidth accounting."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from migrate_support import AWS, ORACLE, SRC, World, payload, placed, run_cli
+
+from residency.catalog import load_catalog
+from residency.config import load_settings
+from residency.meta import Database
+from residency.migrate.engine import EngineOptions, Migrator
+from residency.migrate.journal import load_plan, run_counts
+from residency.migrate.limits import TokenBucket
+from residency.storage import (
+    BlobStat,
+    BlobStore,
+    BlobWriter,
+    Location,
+    LocationUnavailable,
+    open_locations,
+)
+from residency.storage.store import BlobReader
+
+
+class FlakyLayer:
+    """Every `every`-th write fails mid-stream with a transient error (a dropped connection)."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self.calls = itertools.count(1)
+        self.failures = 0
+
+    def layer(self, inner: BlobStore) -> BlobStore:
+        return _FlakyStore(inner, self)
+
+
+class _FlakyStore:
+    def __init__(self, inner: BlobStore, spec: FlakyLayer) -> None:
+        self.inner, self.spec = inner, spec
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    async def open_writer(self, key: str) -> BlobWriter:
+        writer = await self.inner.open_writer(key)
+        if next(self.spec.calls) % self.spec.every == 0:
+            self.spec.failures += 1
+            await writer.abort()
+            raise LocationUnavailable("connection reset (injected)", location=self.name, key=key)
+        return writer
+
+    async def open_reader(self, key: str, offset: int, length: int | None) -> BlobReader:
+        return await self.inner.open_reader(key, offset, length)
+
+    async def stat(self, key: str) -> BlobStat:
+        return await self.inner.stat(key)
+
+    async def delete(self, key: str) -> None:
+        await self.inner.delete(key)
+
+    def list(self, prefix: str) -> AsyncIterator[BlobStat]:
+        return self.inner.list(prefix)
+
+    async def check(self) -> None:
+        await self.inner.check()
+
+
+def prepare(world: World, n: int, size: int) -> Path:
+    for i in range(n):
+        world.put_native(f"us/{i:03d}.bin", payload(i, size))
+    r = run_cli(
+        "adopt",
+        SRC,
+        "--bucket",
+        "tiktok",
+        "--tenant",
+        "bt",
+        "--rules",
+        str(world.root / "rules.yaml"),
+        *world.args(),
+        cwd=world.root,
+    )
+    assert r.code == 0, r.stderr
+    plan = world.root / "plan.jsonl"
+    r = run_cli("plan", "-o", str(plan), *world.args(), cwd=world.root)
+    assert r.code == 0, r.stderr
+    return plan
+
+
+def open_world(world: World) -> tuple[Database, dict[str, Location]]:
+    settings = load_settings(world.config)
+    return Database(settings.db_url), open_locations(settings, load_catalog())
+
+
+async def test_transient_write_failures_are_retried(world: World) -> None:
+    plan = prepare(world, 20, 3000)
+    db, locations = open_world(world)
+    flaky = FlakyLayer(every=3)
+    locations[AWS] = locations[AWS].layer(flaky)
+    try:
+        header, new = await load_plan(db, plan)
+        assert new
+        options = EngineOptions(concurrency=4, backoff_base=0.01, backoff_max=0.05)
+        result = await Migrator(db, locations, options).run(header.id)
+        assert flaky.failures > 0
+        assert result.retries == flaky.failures
+        assert result.failed == 0
+        assert result.done == 20
+        counts = await run_counts(db, header.id)
+        assert counts["done"] == 20
+    finally:
+        await db.dispose()
+    for i in range(20):
+        want = payload(i, 3000)
+        assert placed(world, "tiktok", f"us/{i:03d}.bin") == {ORACLE: want, AWS: want}
+
+
+async def test_permanent_failure_is_reported_and_source_kept(world: World) -> None:
+    plan = prepare(world, 3, 100)
+    db, locations = open_world(world)
+    flaky = FlakyLayer(every=1)  # the destination never accepts a write
+    locations[AWS] = locations[AWS].layer(flaky)
+    try:
+        header, _ = await load_plan(db, plan)
+        options = EngineOptions(concurrency=2, max_attempts=3, backoff_base=0.01)
+        result = await Migrator(db, locations, options).run(header.id)
+        assert result.failed == 3
+        assert result.done == 0
+        assert all("gave up after 3 attempts" in f.error for f in result.failures)
+        async with db.session(write=False) as s:
+            from sqlalchemy import text
+
+            rows = (await s.execute(text("select location from placements"))).all()
+        assert {r[0] for r in rows} == {SRC}  # nothing released, nothing half-placed
+    finally:
+        await db.dispose()
+    for i in range(3):
+        assert placed(world, "tiktok", f"us/{i:03d}.bin") == {SRC: payload(i, 100)}
+
+
+async def test_bandwidth_limit_accounts_every_byte(world: World) -> None:
+    plan = prepare(world, 8, 5000)
+    db, locations = open_world(world)
+    try:
+        header, _ = await load_plan(db, plan)
+        migrator = Migrator(
+            db, locations, EngineOptions(concurrency=4, bwlimit=10_000_000, max_rps=10_000)
+        )
+        result = await migrator.run(header.id)
+        assert result.done == 8
+        assert migrator.bandwidth is not None
+        assert migrator.requests is not None
+        # Each object is read once from the source and fanned out to both destinations.
+        assert migrator.bandwidth.taken == 8 * 5000
+        assert result.copied_bytes == 2 * 8 * 5000
+        assert migrator.requests.taken >= 8 * 3
+    finally:
+        await db.dispose()
+
+
+async def test_token_bucket_makes_callers_wait_for_tokens() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    bucket = TokenBucket(1000, 1000, clock=lambda: now[0], sleep=fake_sleep)
+    await bucket.take(1000)  # the initial burst is free
+    assert slept == []
+    await bucket.take(2500)  # more than the burst: served in slices, 2.5 s of refill
+    assert sum(slept) == pytest.approx(2.5)
+    assert bucket.taken == 3500
+    with pytest.raises(ValueError, match="rate must be positive"):
+        TokenBucket(0)
+
+
+async def test_objects_changed_since_planning_are_skipped(world: World) -> None:
+    plan = prepare(world, 4, 200)
+    import sqlite3
+
+    # A client overwrote us/001.bin after the plan was made (new version id).
+    con = sqlite3.connect(world.root / "data" / "residency.db")
+    con.execute("update object_versions set version_id = 'newer' where key = 'us/001.bin'")
+    con.commit()
+    con.close()
+    db, locations = open_world(world)
+    try:
+        header, _ = await load_plan(db, plan)
+        result = await Migrator(db, locations, EngineOptions(concurrency=2)).run(header.id)
+        assert (result.done, result.skipped, result.failed) == (3, 1, 0)
+        counts = await run_counts(db, header.id)
+        assert (counts["done"], counts["skipped"]) == (3, 1)
+    finally:
+        await db.dispose()
+    assert placed(world, "tiktok", "us/001.bin") == {SRC: payload(1, 200)}
