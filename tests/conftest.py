@@ -129,3 +129,15 @@ def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
         return run_cli(*args, cwd=tmp_path, env=env, input=input)
 
     return _run
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Test files live in plain folders (no packages), so their basenames must be unique."""
+    root = Path(__file__).parent
+    seen: dict[str, Path] = {}
+    for path in sorted(root.rglob("*.py")):
+        if path.name in ("conftest.py", "__init__.py"):
+            continue
+        if path.name in seen:
+            raise pytest.UsageError(f"duplicate test module name: {path} and {seen[path.name]}")
+        seen[path.name] = path

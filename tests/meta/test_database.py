@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select, text
 
 from residency.meta import Database
+from residency.meta.db import BUSY_TIMEOUT_MS
 from residency.meta.errors import DatabaseConfigError, NoSuchTenant
 from residency.meta.models import Tenant
 from residency.meta.repo import tenants
@@ -19,7 +20,7 @@ async def test_sqlite_pragmas(db: Database) -> None:
         assert (await s.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
         assert (await s.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
         assert (await s.execute(text("PRAGMA synchronous"))).scalar_one() == 1  # NORMAL
-        assert (await s.execute(text("PRAGMA busy_timeout"))).scalar_one() == 5000
+        assert (await s.execute(text("PRAGMA busy_timeout"))).scalar_one() == BUSY_TIMEOUT_MS
 
 
 async def test_session_commits_on_exit_and_rolls_back_on_error(db: Database) -> None:
