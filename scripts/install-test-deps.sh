@@ -3,7 +3,7 @@
 # with its test extra. Idempotent; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-APT_PKGS=(rclone nginx-light)
+APT_PKGS=(rclone nginx-light chromium)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -17,7 +17,7 @@ app = typer.Typer(
 )
 
 # Each module defines `register(app)`; order is the order of `residency --help`.
-_COMMAND_MODULES = ("serve", "admin", "catalog", "policy", "audit", "migrate", "access")
+_COMMAND_MODULES = ("serve", "admin", "catalog", "policy", "audit", "migrate", "access", "report")
 
 
 def _version(value: bool) -> None:
