@@ -1,4 +1,4 @@
-"""Charge the ledger from a separate process (run by test_concurrency.py).
+"""Charge the ledger from a separate process (run by test_access_concurrency.py).
 
 argv: DB PRINCIPAL ORGANISATION CHARGES GO_FILE, where DB is a SQLite path or a database URL
 (run it by hand against PostgreSQL). Waits for GO_FILE so that every worker starts together,

@@ -200,3 +200,101 @@ async def test_objects_changed_since_planning_are_skipped(world: World) -> None:
     finally:
         await db.dispose()
     assert placed(world, "tiktok", "us/001.bin") == {SRC: payload(1, 200)}
+
+
+class RangeLog:
+    """Records the (offset, length) of every read the source serves."""
+
+    def __init__(self) -> None:
+        self.reads: list[tuple[int, int | None]] = []
+
+    def layer(self, inner: BlobStore) -> BlobStore:
+        return _LoggedStore(inner, self)
+
+
+class _LoggedStore(_FlakyStore):
+    def __init__(self, inner: BlobStore, log: RangeLog) -> None:
+        self.inner, self.log = inner, log
+
+    async def open_writer(self, key: str) -> BlobWriter:
+        return await self.inner.open_writer(key)
+
+    async def open_reader(self, key: str, offset: int, length: int | None) -> BlobReader:
+        self.log.reads.append((offset, length))
+        return await self.inner.open_reader(key, offset, length)
+
+
+async def test_large_blobs_are_read_as_parallel_ranges(world: World) -> None:
+    size = 300_000
+    plan = prepare(world, 2, size)
+    db, locations = open_world(world)
+    ranges = RangeLog()
+    locations[SRC] = locations[SRC].layer(ranges)
+    try:
+        header, _ = await load_plan(db, plan)
+        options = EngineOptions(
+            concurrency=2, range_threshold=100_000, range_size=64 * 1024, range_streams=3
+        )
+        result = await Migrator(db, locations, options).run(header.id)
+        assert (result.done, result.failed) == (2, 0)
+    finally:
+        await db.dispose()
+    part = 64 * 1024
+    want = [(off, part) for off in range(0, size - part, part)] + [(4 * part, None)]
+    assert sorted(ranges.reads) == sorted(want * 2)
+    for i in range(2):
+        data = payload(i, size)
+        assert placed(world, "tiktok", f"us/{i:03d}.bin") == {ORACLE: data, AWS: data}
+
+
+async def test_ranged_read_refuses_a_source_that_shrank_or_grew(world: World) -> None:
+    from residency.migrate.ranges import ranged_read
+    from residency.storage import SizeMismatch
+
+    world.put_native("blob", payload(7, 250_000))
+    _, locations = open_world(world)
+    src = locations[SRC]
+    whole = b"".join(
+        [c async for c in ranged_read(src, "blob", 250_000, part_size=60_000, streams=2)]
+    )
+    assert whole == payload(7, 250_000)
+    # Recorded larger than it is now: a middle range comes back short.
+    with pytest.raises(SizeMismatch, match="ended early"):
+        async for _ in ranged_read(src, "blob", 400_000, part_size=100_000, streams=2):
+            pass
+    # Recorded smaller: the last range reads on to the real end, so the excess shows.
+    grown = [c async for c in ranged_read(src, "blob", 200_000, part_size=60_000, streams=3)]
+    assert sum(map(len, grown)) == 250_000
+    with pytest.raises(ValueError, match="at least 1"):
+        async for _ in ranged_read(src, "blob", 10, part_size=0, streams=1):
+            pass
+
+
+async def test_batcher_groups_submissions_and_routes_each_result() -> None:
+    import asyncio
+
+    from residency.migrate.batch import Batcher
+
+    batches: list[list[int]] = []
+    gate = asyncio.Event()
+
+    async def flush(items: list[int]) -> list[int | BaseException]:
+        batches.append(items)
+        if items == [99]:
+            raise RuntimeError("database gone")
+        await gate.wait()
+        return [ValueError(f"odd {i}") if i % 2 else i * 10 for i in items]
+
+    batcher: Batcher[int, int] = Batcher(flush, max_items=4)
+    first = asyncio.create_task(batcher.submit(0))
+    await asyncio.sleep(0.01)  # the first flush is running: the rest queue behind it
+    rest = [asyncio.create_task(batcher.submit(i)) for i in range(1, 7)]
+    await asyncio.sleep(0.01)
+    gate.set()
+    results = await asyncio.gather(first, *rest, return_exceptions=True)
+    assert batches == [[0], [1, 2, 3, 4], [5, 6]]
+    assert results[0::2] == [0, 20, 40, 60]
+    assert [str(e) for e in results[1::2]] == ["odd 1", "odd 3", "odd 5"]
+    with pytest.raises(RuntimeError, match="database gone"):
+        await batcher.submit(99)
+    assert await batcher.submit(8) == 80  # a failed batch does not stop the next

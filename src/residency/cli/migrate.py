@@ -1,4 +1,4 @@
-"""`residency plan | migrate | verify | adopt`: move existing data to where the policy wants it.
+"""`residency plan | migrate | verify | adopt | sweep`: move data to where the policy wants it.
 
 Thin wiring: parse flags, build settings, database and locations, call `residency.migrate`,
 print a Rich summary (or JSON with `--json`). Exit 0 = all good, 1 = findings (objects with no
@@ -50,6 +50,7 @@ def register(app: typer.Typer) -> None:
     app.command("migrate")(migrate_cmd)
     app.command("verify")(verify_cmd)
     app.command("adopt")(adopt_cmd)
+    app.command("sweep")(sweep_cmd)
 
 
 # --- shared wiring --------------------------------------------------------------------------
@@ -234,7 +235,7 @@ def _print_plan(header: Any, s: dict[str, Any], output: Path | None) -> None:
 def migrate_cmd(
     plan: Path = typer.Argument(..., help="A plan file from `residency plan -o`."),
     concurrency: int = typer.Option(
-        16, "--concurrency", "-j", min=1, max=1024, help="Objects in flight at once."
+        16, "--concurrency", "-j", min=1, max=1024, help="Objects being copied at once."
     ),
     bwlimit: str | None = typer.Option(None, "--bwlimit", help="Total bandwidth, e.g. 50M."),
     max_rps: float | None = typer.Option(
@@ -534,3 +535,50 @@ async def _ensure_bucket(db: Database, tenant_name: str, bucket_name: str) -> No
             target=f"bucket/{bucket_name}",
             detail={"action": "create_bucket"},
         )
+
+
+# --- sweep ----------------------------------------------------------------------------------
+
+
+def sweep_cmd(
+    grace: str = typer.Option(
+        "1h", "--grace", help="Leave orphans younger than this (90s, 15m, 1h, 7d; 0 = all)."
+    ),
+    config: Path | None = CONFIG_OPTION,
+    data_dir: Path | None = DATA_DIR_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Delete blobs nothing references any more (replaced, migrated away, abandoned writes)."""
+    from residency.migrate.sweep import sweep
+    from residency.migrate.units import parse_duration
+
+    try:
+        period = parse_duration(grace)
+    except ValueError as exc:
+        fail(f"--grace: {exc}")
+    settings = _settings(config, data_dir)
+    locations = _locations(settings)
+
+    async def work(db: Database) -> Any:
+        return await sweep(db, locations, grace=period)
+
+    result = _run(settings, work)
+    counts = {
+        "deleted": result.deleted,
+        "intents_expired": result.intents_expired,
+        "still_live": result.still_live,
+        "skipped": result.skipped,
+        "failed": result.failed,
+    }
+    if json_out:
+        print_json({"grace_seconds": int(period.total_seconds()), **counts})
+    else:
+        console.print(
+            f"{result.deleted:,} orphaned blobs deleted ({result.intents_expired:,} from "
+            f"abandoned writes); {result.still_live:,} still referenced, "
+            f"{result.skipped:,} at locations not configured here, "
+            f"{result.failed:,} could not be deleted (kept for the next sweep).",
+            highlight=False,
+        )
+    if result.failed:
+        raise typer.Exit(EXIT_FINDINGS)

@@ -1,27 +1,32 @@
-"""`residency migrate`: execute a plan with many concurrent streams, journaled step by step.
+"""`residency migrate`: execute a plan as a pipeline, with journaled, batched metadata steps.
 
-One action (one object) goes through these steps, each ending in its own commit:
+One action (one object) goes through these steps:
 
-1. `pending`: register write intents for the destination blobs (the sweep reclaims them if
-   we die), stream the source once into all destinations (`write_replicated`: parallel,
-   all-or-nothing, checksummed once, throttled), record keys and digests; state `copied`.
-2. `copied`: re-stat and re-read every destination blob and compare size and checksums with
-   the digests. Then one transaction clears the intents, adds the destination placements as
-   `verified` and appends a `migration_step` audit entry.
-3. The sources the plan drops are released (placement removed, blob handed to the sweep as
-   garbage) only after that commit; state `done`.
+1. Read the object (batched with other workers' reads). Register write intents for the
+   destination blobs in a committed transaction (batched too) before the first byte: the
+   sweep reclaims them if we die.
+2. Copy: stream the source once into all destinations (`write_replicated`: parallel,
+   all-or-nothing, checksummed once, throttled), then re-stat and re-read every destination
+   blob and compare size and checksums. At most `concurrency` objects are in this step.
+3. Commit (batched): one transaction re-reads the objects, clears the intents, records the
+   destination placements as `verified`, releases the sources a move leaves behind, journals
+   each action's new state and appends one `migration_step` audit entry per placement change
+   (last, right before the commit).
+4. Sources that a copy (not a move) drops are released in a later batch, only after the
+   commit that recorded the verified destination.
 
 Keys. The metadata model has one blob key per segment, the same at every location. A *move*
 (no current placement stays) writes fresh keys on every attempt and switches the object to
-them in one transaction together with releasing the old placements (steps 2 and 3 at once):
+them in one transaction together with releasing the old placements (steps 3 and 4 at once):
 an aborted attempt's blobs are never rewritten, so the sweep can reclaim them without racing
 a retry. When a placement stays (adding a replica), the destination gets the existing keys;
 a key still awaiting the sweep there is refused, and so is a native (adopted) key that
 already names a blob residency did not write.
 
 `kill -9` at any moment therefore leaves every object readable from a placement that exists
-and matches; re-running the same plan resumes each action at its journaled step and never
-re-copies a verified object.
+and matches; re-running the same plan resumes each action at its journaled state and never
+re-copies a verified object. (Journals written before batching may hold actions in state
+`copied`, with digests: those are verified and committed without copying again.)
 """
 
 from __future__ import annotations
@@ -30,32 +35,35 @@ import asyncio
 import base64
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select, true, tuple_, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from residency.audit import MIGRATION_STEP, append
 from residency.meta import Database
+from residency.meta.errors import BlobBusy
 from residency.meta.ids import BLOB_PREFIX, fresh_blob_key
-from residency.meta.models import (
-    BlobIntent,
-    Bucket,
-    GarbageBlob,
-    ObjectVersion,
-    Placement,
-    Segment,
-)
-from residency.meta.repo.blobs import add_garbage, add_intents, live_refs, remove_intents
+from residency.meta.models import BlobIntent, GarbageBlob, ObjectVersion, Segment
+from residency.meta.repo.blobs import BlobRef, add_garbage, add_intents, live_refs, remove_intents
 from residency.meta.types import utcnow
-from residency.meta.writes import lock_key
+from residency.migrate.batch import (
+    ActionError,
+    Batcher,
+    Blob,
+    CommitJob,
+    Obj,
+    TransientError,
+    commit_batch,
+    load_objects,
+)
 from residency.migrate.journal import finish_run, unfinished_actions
 from residency.migrate.limits import TokenBucket, throttled
 from residency.migrate.models import MigrationAction
+from residency.migrate.ranges import ranged_read
 from residency.storage import (
     BlobInfo,
     BlobNotFound,
@@ -71,20 +79,12 @@ from residency.storage import (
 __all__ = ["ActionFailure", "EngineOptions", "Migrator", "RunResult"]
 
 log = logging.getLogger(__name__)
-ACTOR = "residency migrate"
-
-
-class ActionError(Exception):
-    """An action cannot succeed by retrying (bad plan, foreign blob, corrupt source)."""
-
-
-class TransientError(Exception):
-    """Worth retrying: verification failed, intents expired, database busy."""
 
 
 @dataclass(frozen=True)
 class EngineOptions:
     concurrency: int = 16
+    """objects whose bytes are being copied or verified at once"""
     bwlimit: int | None = None
     """bytes per second over all streams (reads from the source)"""
     max_rps: float | None = None
@@ -92,6 +92,13 @@ class EngineOptions:
     max_attempts: int = 5
     backoff_base: float = 0.5
     backoff_max: float = 30.0
+    batch_size: int = 200
+    """most objects per metadata transaction"""
+    range_threshold: int = 64 << 20
+    """blobs larger than this are read from the source as concurrent ranges"""
+    range_size: int = 16 << 20
+    range_streams: int = 4
+    """ranges in flight per large blob (memory: range_size x range_streams per blob)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,23 +122,7 @@ class RunResult:
 
 
 ProgressHook = Callable[[MigrationAction, str, int], None]
-"""Called with (action, outcome 'done'|'skipped'|'failed'|'retry', bytes copied)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Blob:
-    id: int
-    key: str
-    size: int
-    etag: str
-
-
-@dataclass(slots=True)
-class _Object:
-    version: ObjectVersion
-    bucket: Bucket
-    segments: list[_Blob]
-    placements: dict[str, str]  # location -> state
+"""Called with (action, outcome 'copied'|'done'|'skipped'|'failed'|'retry', bytes copied)."""
 
 
 def _b64(raw: bytes) -> str:
@@ -181,8 +172,11 @@ class Migrator:
         self.progress = progress
         self.result = RunResult()
         self._write_lock = asyncio.Lock() if db.is_sqlite else None
-        # What `_copy` saw, so `_verify` need not read it again (it re-reads in its commit).
-        self._seen: dict[int, _Object] = {}
+        self._copying = asyncio.Semaphore(self.options.concurrency)
+        size = self.options.batch_size
+        self._loader: Batcher[MigrationAction, Obj | None] = Batcher(self._load_batch, size)
+        self._intents: Batcher[list[BlobRef], None] = Batcher(self._intents_batch, size)
+        self._committer: Batcher[CommitJob, str] = Batcher(self._commit_batch, size)
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncSession]:
@@ -198,20 +192,23 @@ class Migrator:
     # --- driving ------------------------------------------------------------------------
 
     async def run(self, run_id: str) -> RunResult:
-        queue: asyncio.Queue[MigrationAction | None] = asyncio.Queue(self.options.concurrency * 4)
+        # Enough objects in flight to keep the copy slots busy while batches of others
+        # are being read, registered and committed.
+        workers = self.options.concurrency + 2 * self.options.batch_size
+        queue: asyncio.Queue[MigrationAction | None] = asyncio.Queue(workers)
 
         async def produce() -> None:
             async for batch in unfinished_actions(self.db, run_id):
                 for action in batch:
                     await queue.put(action)
-            for _ in range(self.options.concurrency):
+            for _ in range(workers):
                 await queue.put(None)
 
         async def work() -> None:
             while (action := await queue.get()) is not None:
                 await self._execute(action)
 
-        await asyncio.gather(produce(), *(work() for _ in range(self.options.concurrency)))
+        await asyncio.gather(produce(), *(work() for _ in range(workers)))
         if not self.result.failures:
             await finish_run(self.db, run_id)
         return self.result
@@ -230,7 +227,7 @@ class Migrator:
             except (ActionError, StoragePermissionDenied, StorageConfigError, InvalidBlobKey) as e:
                 await self._fail(action, str(e))
                 return
-            except (TransientError, StorageError, OperationalError) as exc:
+            except (TransientError, StorageError, OperationalError, BlobBusy) as exc:
                 message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 await self._note_error(action, message)
                 if attempt >= opts.max_attempts:
@@ -252,7 +249,6 @@ class Migrator:
     async def _refresh(self, action: MigrationAction) -> None:
         """Take state and digests from the journal: the in-memory copy may be ahead of a
         commit that failed."""
-        self._seen.pop(action.id, None)
         async with self.db.session(write=False) as session:
             row = (
                 await session.execute(
@@ -282,69 +278,56 @@ class Migrator:
                 .values(failed=True, error=message, updated=utcnow())
             )
 
-    async def _set_state(
-        self, session: AsyncSession, action: MigrationAction, state: str, **values: Any
-    ) -> None:
-        await session.execute(
-            update(MigrationAction)
-            .where(MigrationAction.id == action.id)
-            .values(state=state, updated=utcnow(), **values)
-        )
-
     async def _advance(self, action: MigrationAction) -> str:
         """Take the action from its journaled state to the end; returns done or skipped."""
         while action.state not in ("done", "skipped"):
-            step: dict[str, Callable[[MigrationAction], Awaitable[None]]] = {
-                "pending": self._copy,
-                "copied": self._verify,
-                "verified": self._release,
-            }
-            handler = step.get(action.state)
-            if handler is None:
+            obj = await self._loader.submit(action)
+            if action.state == "pending":
+                job = await self._copy(action, obj)
+            elif action.state == "copied":
+                job = await self._verify_journaled(action, obj)
+            elif action.state == "verified":
+                job = await self._release(action, obj)
+            else:
                 raise ActionError(f"unknown journal state {action.state!r}")
-            await handler(action)
+            if job is None:
+                continue
+            action.state = await self._committer.submit(job)
         return action.state
 
-    # --- reading the object -------------------------------------------------------------
+    # --- batched metadata steps ---------------------------------------------------------
 
-    async def _load(self, session: AsyncSession, action: MigrationAction) -> _Object | None:
-        """The planned version if it is still the latest, else None (changed since planning)."""
-        row = (
-            await session.execute(
-                select(ObjectVersion, Bucket)
-                .join(Bucket, Bucket.id == ObjectVersion.bucket_id)
-                .where(
-                    Bucket.name == action.bucket,
-                    ObjectVersion.key == action.key,
-                    ObjectVersion.is_latest == true(),
-                )
-            )
-        ).first()
-        if row is None or row[0].version_id != action.version_id:
-            return None
-        version, bucket = row
-        segments = [
-            _Blob(i, k, s, e)
-            for i, k, s, e in await session.execute(
-                select(Segment.id, Segment.blob_key, Segment.size, Segment.etag)
-                .where(Segment.object_version_id == version.id)
-                .order_by(Segment.seq)
-            )
-        ]
-        placements = {
-            loc: state
-            for loc, state in await session.execute(
-                select(Placement.location, Placement.state).where(
-                    Placement.object_version_id == version.id
-                )
-            )
-        }
-        return _Object(version, bucket, segments, placements)
+    async def _load_batch(self, actions: list[MigrationAction]) -> list[Obj | None]:
+        async with self.db.session(write=False) as session:
+            return await load_objects(session, actions)
 
-    async def _skip(self, action: MigrationAction, why: str) -> None:
+    async def _intents_batch(self, groups: list[list[BlobRef]]) -> list[None]:
+        """Fresh keys only (a move's): they have no history, so one batch cannot fail for
+        one object's sake."""
         async with self._write() as session:
-            await self._set_state(session, action, "skipped", error=why)
-        action.state = "skipped"
+            await add_intents(session, [ref for refs in groups for ref in refs])
+        return [None] * len(groups)
+
+    async def _commit_batch(self, jobs: list[CommitJob]) -> list[str | Exception]:
+        try:
+            async with self._write() as session:
+                results = await commit_batch(session, jobs)
+        except OperationalError:
+            raise  # busy or gone: every action retries
+        except SQLAlchemyError as exc:
+            if len(jobs) == 1:
+                return [ActionError(f"the database refused the commit: {exc}".splitlines()[0])]
+            # One object's problem must not fail the others: commit them one by one.
+            results = []
+            for job in jobs:
+                results.extend(await self._commit_batch([job]))
+            return results
+        for job, res in zip(jobs, results, strict=True):
+            if not isinstance(res, Exception):
+                job.action.digests = job.digests or job.action.digests
+        return results
+
+    # --- reading the object -------------------------------------------------------------
 
     def _location(self, name: str) -> Location:
         loc = self.locations.get(name)
@@ -356,20 +339,16 @@ class Migrator:
         if self.requests is not None:
             await self.requests.take(n)
 
-    # --- step 1: copy -------------------------------------------------------------------
+    # --- pending: intents, copy, verify -------------------------------------------------
 
-    async def _copy(self, action: MigrationAction) -> None:
-        async with self.db.session(write=False) as session:
-            obj = await self._load(session, action)
+    async def _copy(self, action: MigrationAction, obj: Obj | None) -> CommitJob | None:
         if obj is None:
-            await self._skip(action, "object changed since planning")
-            return
+            return CommitJob(action, "skip", why="object changed since planning")
         targets = [d for d in action.copy_to if d not in obj.placements]
         if not targets:
-            async with self._write() as session:
-                await self._set_state(session, action, "verified")
+            # Already placed everywhere (an earlier run committed it): release the sources.
             action.state = "verified"
-            return
+            return None
         source = self._pick_source(action, obj)
         dsts = [self._location(d) for d in targets]
         kept = [loc for loc in obj.placements if loc not in action.delete_from]
@@ -385,30 +364,45 @@ class Migrator:
         else:
             # A move: new keys for every attempt, switched in atomically once verified.
             keys = [fresh_blob_key() for _ in obj.segments]
-            async with self._write() as session:
-                await add_intents(session, [(d, k) for d in targets for k in keys])
-        digests: list[dict[str, Any]] = []
-        copied = 0
-        for seg, key in zip(obj.segments, keys, strict=True):
-            await self._rate(1 + len(dsts))
-            chunks = throttled(source.read(seg.key), self.bandwidth)
-            try:
-                info = await write_replicated(dsts, key, chunks, expect_size=seg.size)
-            except BlobNotFound as exc:
-                if exc.location == source.name:
-                    raise ActionError(f"source blob missing: {exc}") from None
-                raise
-            self._check_source_digest(obj, seg, info)
-            digests.append({"key": key, **_digest_record(info)})
-            copied += info.size * len(dsts)
-        async with self._write() as session:
-            await self._set_state(session, action, "copied", digests=digests)
-        action.state, action.digests = "copied", digests
-        self._seen[action.id] = obj
-        self.result.copied_bytes += copied
-        self._report(action, "copied", copied)
+            await self._intents.submit([(d, k) for d in targets for k in keys])
+        async with self._copying:
+            digests: list[dict[str, Any]] = []
+            copied = 0
+            for seg, key in zip(obj.segments, keys, strict=True):
+                await self._rate(len(dsts))
+                chunks = throttled(self._source_bytes(source, seg), self.bandwidth)
+                try:
+                    info = await write_replicated(dsts, key, chunks, expect_size=seg.size)
+                except BlobNotFound as exc:
+                    if exc.location == source.name:
+                        raise ActionError(f"source blob missing: {exc}") from None
+                    raise
+                self._check_source_digest(obj, seg, info)
+                digests.append({"key": key, **_digest_record(info)})
+                copied += info.size * len(dsts)
+            self.result.copied_bytes += copied
+            self._report(action, "copied", copied)
+            await self._verify_copies(dsts, keys, digests)
+        return CommitJob(action, "place" if kept else "move", obj, targets, keys, digests=digests)
 
-    def _pick_source(self, action: MigrationAction, obj: _Object) -> Location:
+    async def _source_bytes(self, source: Location, seg: Blob) -> AsyncIterator[bytes]:
+        opts = self.options
+        if seg.size <= opts.range_threshold:
+            await self._rate(1)
+            stream = source.read(seg.key)
+        else:
+            await self._rate(-(-seg.size // opts.range_size))
+            stream = ranged_read(
+                source,
+                seg.key,
+                seg.size,
+                part_size=opts.range_size,
+                streams=opts.range_streams,
+            )
+        async for chunk in stream:
+            yield chunk
+
+    def _pick_source(self, action: MigrationAction, obj: Obj) -> Location:
         """The planned source, or another current placement if that one is gone."""
         order = [action.src] if action.src else []
         order += sorted(loc for loc in obj.placements if loc != action.src)
@@ -419,9 +413,7 @@ class Migrator:
             f"no configured location holds it (placements: {', '.join(obj.placements) or 'none'})"
         )
 
-    async def _check_reuse(
-        self, dsts: Sequence[Location], obj: _Object, refs: list[tuple[str, str]]
-    ) -> None:
+    async def _check_reuse(self, dsts: Sequence[Location], obj: Obj, refs: list[BlobRef]) -> None:
         """Writing under existing keys: never over a blob that is not ours, nor over garbage.
 
         A key with a garbage row at the destination is an earlier attempt of ours that the
@@ -469,17 +461,16 @@ class Migrator:
                     "not overwriting it"
                 )
 
-    def _check_source_digest(self, obj: _Object, seg: _Blob, info: BlobInfo) -> None:
+    def _check_source_digest(self, obj: Obj, seg: Blob, info: BlobInfo) -> None:
         """Never propagate a corrupt source: compare with what was recorded at write time."""
-        v = obj.version
         recorded: list[tuple[str, str | None, str]] = []
         if len(obj.segments) == 1:
             recorded += [
-                ("sha256", v.sha256, _b64(info.sha256)),
-                ("crc32c", v.crc32c, _b64(info.crc32c)),
+                ("sha256", obj.sha256, _b64(info.sha256)),
+                ("crc32c", obj.crc32c, _b64(info.crc32c)),
             ]
-            if v.md5 and "-" not in v.md5:
-                recorded.append(("md5", v.md5, info.md5.hex()))
+            if obj.md5 and "-" not in obj.md5:
+                recorded.append(("md5", obj.md5, info.md5.hex()))
         elif len(seg.etag) == 32:
             recorded.append(("md5", seg.etag, info.md5.hex()))
         for name, want, got in recorded:
@@ -489,195 +480,61 @@ class Migrator:
                     f"({want} != {got}); not copying corrupt data"
                 )
 
-    # --- step 2: verify -----------------------------------------------------------------
-
-    async def _verify(self, action: MigrationAction) -> None:
-        obj = self._seen.pop(action.id, None)
-        if obj is None:
-            async with self.db.session(write=False) as session:
-                obj = await self._load(session, action)
-        if obj is None:
-            await self._abandon(action, "object changed since planning")
-            return
-        targets = [d for d in action.copy_to if d not in obj.placements]
-        digests = action.digests or []
-        if len(digests) != len(obj.segments):
-            await self._back_to_pending(action)
-            raise TransientError("journal has no digests for this copy; copying again")
-        keys = [
-            str(want.get("key") or seg.key) for seg, want in zip(obj.segments, digests, strict=True)
-        ]
-        for d in targets:
-            dst = self._location(d)
+    async def _verify_copies(
+        self, dsts: Sequence[Location], keys: list[str], digests: list[dict[str, Any]]
+    ) -> None:
+        """Every destination blob re-read and matched before anything is recorded."""
+        for dst in dsts:
             for key, want in zip(keys, digests, strict=True):
                 problem = await self._check_blob(dst, key, want)
                 if problem is not None:
-                    await self._back_to_pending(action)
-                    raise TransientError(f"verification failed at {d}: {problem}")
-        refs = [(d, k) for d in targets for k in keys]
-        rekey = keys != [seg.key for seg in obj.segments]
-        retry: str | None = None
-        async with self._write() as session:
-            await lock_key(session, obj.bucket.id, action.key)
-            current = await self._load(session, action)
-            if current is None:
-                await remove_intents(session, refs)
-                await add_garbage(session, refs, reason="migration superseded")
-                await self._set_state(session, action, "skipped", error="object changed")
-                action.state = "skipped"
-                return
-            missing = await remove_intents(session, refs)
-            if missing:
-                # The sweep expired some intents and may be deleting those blobs: give this
-                # attempt's blobs to the sweep and copy again (raised after the commit).
-                found = [r for r in refs if r not in missing]
-                await add_garbage(session, found, reason="migration retried")
-                retry = "write intents expired before verification; copying again"
-            elif rekey:
-                retry = await self._switch(session, action, current, targets, keys, digests)
-            else:
-                await self._place(session, action, current, targets, digests)
-            if retry is not None:
-                await self._set_state(session, action, "pending", digests=None)
-        if retry is not None:
-            action.state, action.digests = "pending", None
-            raise TransientError(retry)
-
-    async def _place(
-        self,
-        session: AsyncSession,
-        action: MigrationAction,
-        obj: _Object,
-        targets: list[str],
-        digests: list[dict[str, Any]],
-    ) -> None:
-        """Verified copies under the existing keys become placements (the source stays)."""
-        now = utcnow()
-        fresh = [d for d in targets if d not in obj.placements]
-        session.add_all(
-            Placement(
-                object_version_id=obj.version.id,
-                location=d,
-                state="verified",
-                created=now,
-                verified_at=now,
-            )
-            for d in fresh
-        )
-        await self._fill_checksums(session, obj, digests)
-        for d in fresh:
-            await append(
-                session,
-                MIGRATION_STEP,
-                actor=ACTOR,
-                target=f"{action.bucket}/{action.key}",
-                detail={
-                    "step": "copy_verified",
-                    "version": action.version_id,
-                    "from": action.src,
-                    "to": d,
-                    "size": action.size,
-                    "sha256": [x["sha256"] for x in digests],
-                },
-            )
-        await self._set_state(session, action, "verified")
-        action.state = "verified"
-
-    async def _switch(
-        self,
-        session: AsyncSession,
-        action: MigrationAction,
-        obj: _Object,
-        targets: list[str],
-        keys: list[str],
-        digests: list[dict[str, Any]],
-    ) -> str | None:
-        """A verified move, in one transaction: new keys, new placements, old ones released.
-
-        Returns why it must be retried instead (nothing switched), or None when done.
-        """
-        stays = [loc for loc in obj.placements if loc not in action.delete_from]
-        if stays:
-            # A copy appeared that should stay, under the old keys: redo as a plain copy;
-            # this attempt's blobs go to the sweep.
-            await add_garbage(
-                session, [(d, k) for d in targets for k in keys], reason="migration retried"
-            )
-            return f"{', '.join(stays)} now holds the object; copying again"
-        old = [(loc, seg.key) for loc in obj.placements for seg in obj.segments]
-        await add_garbage(session, old, reason="migrated")
-        for seg, key in zip(obj.segments, keys, strict=True):
-            await session.execute(update(Segment).where(Segment.id == seg.id).values(blob_key=key))
-        await session.execute(
-            delete(Placement).where(Placement.object_version_id == obj.version.id)
-        )
-        now = utcnow()
-        session.add_all(
-            Placement(
-                object_version_id=obj.version.id,
-                location=d,
-                state="verified",
-                created=now,
-                verified_at=now,
-            )
-            for d in targets
-        )
-        await self._fill_checksums(session, obj, digests)
-        await append(
-            session,
-            MIGRATION_STEP,
-            actor=ACTOR,
-            target=f"{action.bucket}/{action.key}",
-            detail={
-                "step": "moved",
-                "version": action.version_id,
-                "from": sorted(obj.placements),
-                "to": targets,
-                "size": action.size,
-                "sha256": [x["sha256"] for x in digests],
-            },
-        )
-        await self._set_state(session, action, "done", error=None)
-        action.state = "done"
-        return None
+                    raise TransientError(f"verification failed at {dst.name}: {problem}")
 
     async def _check_blob(self, dst: Location, key: str, want: Mapping[str, Any]) -> str | None:
-        await self._rate(2)
+        await self._rate()
+        # SHA-256 alone: a blob that matches it matches the MD5 and CRCs computed with it.
+        hasher = Hasher(("sha256",))
         try:
-            stat = await dst.stat(key)
+            async for chunk in dst.read(key):
+                hasher.update(chunk)
         except BlobNotFound:
             return f"blob {key} is missing"
-        if stat.size != want["size"]:
-            return f"blob {key} has {stat.size} bytes, expected {want['size']}"
-        hasher = Hasher(("md5", "sha256", "crc32c"))
-        async for chunk in dst.read(key):
-            hasher.update(chunk)
-        got = hasher.digests()
-        if got["md5"].hex() != want["md5"] or _b64(got["sha256"]) != want["sha256"]:
+        if hasher.size != want["size"]:
+            return f"blob {key} has {hasher.size} bytes, expected {want['size']}"
+        if _b64(hasher.digests()["sha256"]) != want["sha256"]:
             return f"blob {key} does not match the source's checksums"
-        if _b64(got["crc32c"]) != want["crc32c"]:
-            return f"blob {key} does not match the source's CRC32C"
         return None
 
-    async def _fill_checksums(
-        self, session: AsyncSession, obj: _Object, digests: list[dict[str, Any]]
-    ) -> None:
-        """An adopted object learns its ETag and checksums from its first verified copy."""
-        v = obj.version
-        for seg, d in zip(obj.segments, digests, strict=True):
-            if not seg.etag:
-                await session.execute(
-                    update(Segment).where(Segment.id == seg.id).values(etag=d["md5"])
-                )
-        if len(digests) == 1 and v.sha256 is None:
-            d = digests[0]
-            v.md5, v.sha256, v.crc32c, v.crc32 = d["md5"], d["sha256"], d["crc32c"], d["crc32"]
-            if not v.etag:
-                v.etag = d["md5"]
+    # --- copied (journals from before batching): verify what was copied -----------------
+
+    async def _verify_journaled(self, action: MigrationAction, obj: Obj | None) -> CommitJob | None:
+        digests = list(action.digests or [])
+        if obj is None:
+            await self._abandon(action, "object changed since planning")
+            return None
+        if len(digests) != len(obj.segments):
+            await self._back_to_pending(action)
+            raise TransientError("journal has no digests for this copy; copying again")
+        targets = [d for d in action.copy_to if d not in obj.placements]
+        keys = [
+            str(want.get("key") or seg.key) for seg, want in zip(obj.segments, digests, strict=True)
+        ]
+        try:
+            async with self._copying:
+                await self._verify_copies([self._location(d) for d in targets], keys, digests)
+        except TransientError:
+            await self._back_to_pending(action)
+            raise
+        moved = keys != [seg.key for seg in obj.segments]
+        return CommitJob(action, "move" if moved else "place", obj, targets, keys, digests=digests)
 
     async def _back_to_pending(self, action: MigrationAction) -> None:
         async with self._write() as session:
-            await self._set_state(session, action, "pending", digests=None)
+            await session.execute(
+                update(MigrationAction)
+                .where(MigrationAction.id == action.id)
+                .values(state="pending", digests=None, updated=utcnow())
+            )
         action.state, action.digests = "pending", None
 
     async def _abandon(self, action: MigrationAction, why: str) -> None:
@@ -689,7 +546,11 @@ class Migrator:
         async with self._write() as session:
             missing = await remove_intents(session, refs)
             await add_garbage(session, [r for r in refs if r not in missing], reason=why)
-            await self._set_state(session, action, "skipped", error=why)
+            await session.execute(
+                update(MigrationAction)
+                .where(MigrationAction.id == action.id)
+                .values(state="skipped", error=why, updated=utcnow())
+            )
         action.state = "skipped"
 
     async def _version_keys(self, action: MigrationAction) -> list[str]:
@@ -705,16 +566,12 @@ class Migrator:
                 ).all()
             )
 
-    # --- step 3: release the source -----------------------------------------------------
+    # --- verified: release the sources --------------------------------------------------
 
-    async def _release(self, action: MigrationAction) -> None:
-        drops = list(action.delete_from)
-        async with self.db.session(write=False) as session:
-            obj = await self._load(session, action)
+    async def _release(self, action: MigrationAction, obj: Obj | None) -> CommitJob:
         if obj is None:
-            await self._skip(action, "object changed since planning")
-            return
-        drops = [d for d in drops if d in obj.placements]
+            return CommitJob(action, "skip", why="object changed since planning")
+        drops = [d for d in action.delete_from if d in obj.placements]
         if drops:
             remaining = [loc for loc in obj.placements if loc not in drops]
             if not remaining:
@@ -727,42 +584,9 @@ class Migrator:
             # A delete-only action relies on placements it did not copy: prove one is there.
             if not action.copy_to:
                 await self._prove_any(obj, remaining)
-        async with self._write() as session:
-            await lock_key(session, obj.bucket.id, action.key)
-            current = await self._load(session, action)
-            if current is None:
-                await self._set_state(session, action, "skipped", error="object changed")
-                action.state = "skipped"
-                return
-            drops = [d for d in drops if d in current.placements]
-            if drops:
-                await session.execute(
-                    delete(Placement).where(
-                        Placement.object_version_id == current.version.id,
-                        Placement.location.in_(drops),
-                    )
-                )
-                await add_garbage(
-                    session,
-                    [(d, seg.key) for d in drops for seg in current.segments],
-                    reason="migrated",
-                )
-                await append(
-                    session,
-                    MIGRATION_STEP,
-                    actor=ACTOR,
-                    target=f"{action.bucket}/{action.key}",
-                    detail={
-                        "step": "source_released",
-                        "version": action.version_id,
-                        "locations": drops,
-                        "kept": sorted(current.placements.keys() - set(drops)),
-                    },
-                )
-            await self._set_state(session, action, "done", error=None)
-        action.state = "done"
+        return CommitJob(action, "release", obj, drops=drops, digests=list(action.digests or []))
 
-    async def _prove_any(self, obj: _Object, remaining: list[str]) -> None:
+    async def _prove_any(self, obj: Obj, remaining: list[str]) -> None:
         for name in remaining:
             loc = self.locations.get(name)
             if loc is None:

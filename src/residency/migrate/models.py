@@ -1,9 +1,12 @@
 """The migration journal: one row per planned action, advanced and committed step by step.
 
 A run is identified by its plan's id, so running the same plan again resumes it. An action
-moves through `pending -> copied -> verified -> done` (or `skipped` when the object changed
-since planning); `attempts` and `error` record failures. Every transition is its own committed
-transaction, which is what makes `kill -9` at any moment safe to resume from.
+moves from `pending` to `done` (a move), or through `verified` (a copy whose sources are
+released afterwards), or to `skipped` when the object changed since planning; `copied` only
+appears in journals written before the engine batched its commits. `attempts` and `error`
+record failures. Each transition commits together with the placement change it records
+(many actions share one transaction), which is what makes `kill -9` at any moment safe to
+resume from.
 """
 
 from __future__ import annotations

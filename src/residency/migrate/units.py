@@ -1,10 +1,11 @@
-"""Human sizes and rates on the command line: `50M`, `1.5GiB`, `100MB/s`."""
+"""Human sizes, rates and durations on the command line: `50M`, `100MB/s`, `1h30m`."""
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
-__all__ = ["format_bytes", "format_duration", "parse_rate", "parse_size"]
+__all__ = ["format_bytes", "format_duration", "parse_duration", "parse_rate", "parse_size"]
 
 _UNITS = {
     "": 1,
@@ -60,3 +61,18 @@ def format_duration(seconds: float) -> str:
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return f"{h}h{m:02d}m{sec:02d}s" if h else f"{m}m{sec:02d}s" if m else f"{sec}s"
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(d|h|m|s)", re.IGNORECASE)
+_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `15m`, `1h30m`, `7d` or `0`; a bare number is seconds."""
+    stripped = text.strip().lower()
+    if re.fullmatch(r"\d+(?:\.\d+)?", stripped):
+        return timedelta(seconds=float(stripped))
+    parts = _DURATION_PART.findall(stripped)
+    if not stripped or "".join(n + u for n, u in parts) != stripped:
+        raise ValueError(f"{text!r} is not a duration (e.g. 90s, 15m, 1h30m, 7d)")
+    return timedelta(seconds=sum(float(n) * _SECONDS[u] for n, u in parts))
