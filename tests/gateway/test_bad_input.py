@@ -16,6 +16,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from gwserver import Gateway, run_residency
 
+from residency.gateway.auth import KEY_CACHE_SECONDS
+
 
 def new_bucket(s3: Any) -> str:
     name = f"b-{uuid.uuid4().hex[:12]}"
@@ -74,6 +76,7 @@ def test_revoked_key_stops_working(gateway: Gateway) -> None:
         "key", "revoke", key["access_key_id"], "--config", str(gateway.config), cwd=gateway.data_dir
     )
     assert revoked.returncode == 0, revoked.stderr
+    time.sleep(KEY_CACHE_SECONDS + 0.5)  # the documented bound of the gateway's key cache
     with pytest.raises(botocore.exceptions.ClientError) as exc:
         s3.list_buckets()
     assert code_of(exc) == "InvalidAccessKeyId"

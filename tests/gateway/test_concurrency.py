@@ -40,7 +40,7 @@ class Served:
             region_name=REGION,
             config=Config(
                 s3={"addressing_style": "path"},
-                retries={"max_attempts": 1, "mode": "standard"},
+                retries={"total_max_attempts": 1, "mode": "standard"},  # no retries
                 max_pool_connections=CONCURRENCY,
             ),
         )
@@ -72,10 +72,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         )
     )
     access, secret = create_key(config, root, "acme")
-    # A short busy timeout, so the SlowDown test does not wait 15 s for a lock it holds.
-    server = start_server(
-        ["--config", str(config), "--workers", "2"], root, env={BUSY_TIMEOUT_ENV: "300"}
-    )
+    server = start_server(["--config", str(config), "--workers", "2"], root)
     try:
         yield Served(server, config, root, access, secret)
     finally:
@@ -125,6 +122,23 @@ def test_concurrent_small_puts_on_two_workers_get_no_5xx(served: Served) -> None
 
 
 def test_locked_database_answers_slowdown_and_reads_go_on(served: Served) -> None:
+    # Its own server with a short busy timeout, so it does not wait 15 s for a lock held here.
+    server = start_server(
+        ["--config", str(served.config), "--workers", "1"],
+        served.root,
+        env={BUSY_TIMEOUT_ENV: "200"},
+    )
+    impatient = Served(server, served.config, served.root, served.access, served.secret)
+    try:
+        _slowdown_while_locked(impatient)
+    finally:
+        server.stop()
+    log = server.stderr.read_text()
+    assert "database busy" in log
+    assert "Traceback" not in log
+
+
+def _slowdown_while_locked(served: Served) -> None:
     s3 = served.s3()
     s3.create_bucket(Bucket="locked")
     s3.put_object(Bucket="locked", Key="before", Body=b"readable")
@@ -143,9 +157,6 @@ def test_locked_database_answers_slowdown_and_reads_go_on(served: Served) -> Non
         holder.close()
     s3.put_object(Bucket="locked", Key="during", Body=b"x" * 4096)
     assert s3.get_object(Bucket="locked", Key="during")["Body"].read() == b"x" * 4096
-    log = served.server.stderr.read_text()
-    assert "database busy" in log
-    assert "Traceback" not in log
 
 
 def test_revoked_key_stops_working_within_the_cache_bound(served: Served) -> None:

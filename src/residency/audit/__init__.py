@@ -4,6 +4,7 @@
 names the first entry that is not; `iter_entries` streams it out for SIEMs.
 """
 
+from residency.audit.batch import append_many
 from residency.audit.canonical import GENESIS_HASH, CanonicalEncodingError, canonical_json
 from residency.audit.checkpoints import (
     DEFAULT_CHECKPOINT_EVERY,
@@ -56,6 +57,7 @@ __all__ = [
     "SigningKeyError",
     "VerifyReport",
     "append",
+    "append_many",
     "canonical_json",
     "checkpoint",
     "configure_checkpoints",

@@ -3,7 +3,9 @@
 One catch-all route: S3 names operations by method + query + addressing, not by path shape,
 so `routing.route` decides the operation and `handlers.HANDLERS` maps it to a coroutine.
 Every failure leaves as an S3 XML error; unexpected exceptions become `InternalError` plus a
-log line carrying the request id, never a traceback on the wire.
+log line carrying the request id, never a traceback on the wire. A database too busy to answer
+(SQLite locked, PostgreSQL serialization failure or deadlock) is `SlowDown` (503), which every
+S3 SDK retries with backoff: overload is not a server bug.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from starlette.routing import Route as StarletteRoute
 from residency.config import Settings
 from residency.gateway import errors
 from residency.gateway.accesslog import AccessLog, new_request_id
-from residency.gateway.auth import audit_denial, authenticate
+from residency.gateway.auth import AccessKeyCache, audit_denial, authenticate
 from residency.gateway.context import Identity, RequestContext
 from residency.gateway.drain import UnreadBodyGuard
 from residency.gateway.errors import S3Error
@@ -30,6 +32,7 @@ from residency.gateway.handlers.common import from_meta
 from residency.gateway.routing import Route, route
 from residency.gateway.state import Gateway
 from residency.gateway.xml import error_document
+from residency.meta.db import is_contention
 from residency.meta.errors import MetaError
 
 log = logging.getLogger("residency.gateway")
@@ -66,6 +69,10 @@ def error_response(err: S3Error, request: Request, request_id: str) -> Response:
     return Response(body, status_code=err.status, headers=headers, media_type=media_type)
 
 
+def slow_down() -> S3Error:
+    return S3Error("SlowDown", "The metadata database is busy; please retry.", 503)
+
+
 def _header_bytes(request: Request) -> int:
     return sum(len(k) + len(v) + 4 for k, v in request.headers.raw)
 
@@ -100,7 +107,16 @@ async def _dispatch(request: Request) -> Response:
         return error_response(err, request, request_id)
     except MetaError as exc:
         return error_response(from_meta(exc), request, request_id)
-    except Exception:
+    except Exception as exc:
+        if is_contention(exc):
+            log.warning(
+                "database busy handling %s %s id=%s: %s",
+                request.method,
+                request.url.path,
+                request_id,
+                getattr(exc, "orig", exc),
+            )
+            return error_response(slow_down(), request, request_id)
         log.exception(
             "internal error handling %s %s id=%s", request.method, request.url.path, request_id
         )
@@ -117,6 +133,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         gw = await Gateway.open(settings, base_domains(settings))
         app.state.gateway = gw
+        app.state.access_keys = AccessKeyCache()
         try:
             yield
         finally:

@@ -1,12 +1,22 @@
 """Who is calling: SigV4 (header or presigned) checked against the access keys in meta.
 
 Anonymous requests are refused: every bucket belongs to a tenant and nothing is public.
+
+Access keys are cached per process for `KEY_CACHE_SECONDS` (derived signing keys are cached by
+`sigv4.signing_key`), so a busy client costs no database read per request. The price is a
+bound on revocation: a revoked or deleted key keeps working for at most `KEY_CACHE_SECONDS`
+in a process that used it just before, and a principal's changed access attributes take as
+long to apply. Unknown keys are not cached, so a new key works at once.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 
 from residency.audit import append as audit_append
@@ -14,24 +24,75 @@ from residency.audit.kinds import ACCESS_DENIED
 from residency.gateway import errors, sigv4
 from residency.gateway.context import Identity
 from residency.gateway.state import Gateway
-from residency.meta.repo.tenants import resolve_access_key
+from residency.meta.db import Database
+from residency.meta.repo.tenants import lookup_access_key
 
 log = logging.getLogger("residency.gateway")
 
+KEY_CACHE_SECONDS = 5.0
+"""Upper bound on how long a revoked access key keeps working (per gateway process)."""
+KEY_CACHE_ENTRIES = 10_000
 
-async def _lookup(gw: Gateway, access_key_id: str) -> tuple[str, Identity] | None:
-    async with gw.db.session(write=False) as session:
-        found = await resolve_access_key(session, access_key_id)
+
+@dataclass(frozen=True, slots=True)
+class KnownKey:
+    secret: str
+    identity: Identity
+
+
+class AccessKeyCache:
+    """Active access keys looked up in the last `ttl` seconds (bounded, oldest dropped first)."""
+
+    def __init__(
+        self,
+        ttl: float = KEY_CACHE_SECONDS,
+        max_entries: int = KEY_CACHE_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.clock = clock
+        self._entries: dict[str, tuple[float, KnownKey]] = {}
+
+    async def get(self, db: Database, access_key_id: str) -> KnownKey | None:
+        now = self.clock()
+        hit = self._entries.get(access_key_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = await db.read(_load, access_key_id)
+        if found is None:
+            self._entries.pop(access_key_id, None)
+            return None
+        if len(self._entries) >= self.max_entries:
+            self._entries.pop(next(iter(self._entries)))
+        self._entries.pop(access_key_id, None)  # re-insert: keep the dict in expiry order
+        self._entries[access_key_id] = (now + self.ttl, found)
+        return found
+
+
+def _load(session: Session, access_key_id: str) -> KnownKey | None:
+    found = lookup_access_key(session, access_key_id)
     if found is None:
         return None
-    identity = Identity(
-        tenant_id=found.tenant.id,
-        tenant=found.tenant.name,
-        principal_id=found.principal.id,
-        principal=found.principal.name,
-        access_key_id=access_key_id,
+    return KnownKey(
+        found.key.secret,
+        Identity(
+            tenant_id=found.tenant.id,
+            tenant=found.tenant.name,
+            principal_id=found.principal.id,
+            principal=found.principal.name,
+            access_key_id=access_key_id,
+            attributes=dict(found.principal.attributes or {}),
+        ),
     )
-    return found.key.secret, identity
+
+
+def key_cache(request: Request) -> AccessKeyCache:
+    """The app's cache (made by the lifespan); one per worker process."""
+    cache: AccessKeyCache | None = getattr(request.app.state, "access_keys", None)
+    if cache is None:
+        cache = request.app.state.access_keys = AccessKeyCache()
+    return cache
 
 
 async def authenticate(gw: Gateway, request: Request) -> tuple[Identity, sigv4.VerifiedAuth]:
@@ -40,12 +101,11 @@ async def authenticate(gw: Gateway, request: Request) -> tuple[Identity, sigv4.V
     parsed = sigv4.parse(parts)
     if parsed is None:
         raise errors.access_denied("Anonymous access is not allowed; sign the request (SigV4).")
-    found = await _lookup(gw, parsed.credential.access_key_id)
+    found = await key_cache(request).get(gw.db, parsed.credential.access_key_id)
     if found is None:
         raise errors.invalid_access_key_id(parsed.credential.access_key_id)
-    secret, identity = found
-    verified = sigv4.verify(parsed, parts, secret)
-    return identity, verified
+    verified = sigv4.verify(parsed, parts, found.secret)
+    return found.identity, verified
 
 
 async def audit_denial(gw: Gateway, identity: Identity, operation: str, target: str) -> None:

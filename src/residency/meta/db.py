@@ -6,38 +6,86 @@ start with `BEGIN IMMEDIATE`: they take the write lock up front and queue behind
 transaction later tries to upgrade to a write. Read-only sessions (`session(write=False)`) use
 a plain `BEGIN`, so GET and listing traffic runs concurrently. PostgreSQL is reached by URL
 (`postgresql+asyncpg://...`) and needs none of this.
+
+Two things keep SQLite fast and calm under concurrency:
+
+- Writers queue per process on an asyncio lock *before* `BEGIN IMMEDIATE`, so at most one
+  connection per process waits in SQLite's busy handler; `busy_timeout` then only has to
+  cover the other processes' short transactions. A lock that still cannot be had is a
+  `contention` error the gateway answers with a retryable `SlowDown`, never a 500.
+- `read(fn, ...)` runs a whole read-only unit of work (`fn` gets a sync `Session`) in ONE
+  worker-thread hop on a plain `sqlite3` connection, instead of a thread hop per statement,
+  fetch and commit through aiosqlite. Other databases run `fn` with `AsyncSession.run_sync`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, pool, text
+from sqlalchemy import Connection, Engine, create_engine, event, pool, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, InvalidRequestError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidRequestError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session, sessionmaker
 
 from residency.meta.errors import DatabaseConfigError
 
+BUSY_TIMEOUT_MS = 15_000
+"""How long a connection waits for another process's write transaction before giving up.
+
+Write transactions are a few statements on local disk and only one per process competes, so
+reaching this means the database is overloaded (or stuck): the caller gets `SlowDown`.
+`RESIDENCY_SQLITE_BUSY_TIMEOUT_MS` overrides it (tests, or operators who prefer failing fast).
+"""
+BUSY_TIMEOUT_ENV = "RESIDENCY_SQLITE_BUSY_TIMEOUT_MS"
+READ_THREADS = 4
+"""Worker threads (each with its own sqlite3 connection) for `Database.read` on SQLite."""
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=5000",
 )
 _BEGIN_OPTION = "residency_sqlite_begin"
 _MIGRATION_LOCK = 0x7265736964656E63  # "residenc"
+# SQLite primary result codes and PostgreSQL SQLSTATEs that mean "another transaction is in
+# the way; retry later": busy/locked, serialization failure, deadlock, lock not available.
+_SQLITE_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+_PG_CONTENTION_STATES = frozenset({"40001", "40P01", "55P03"})
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def is_contention(exc: BaseException) -> bool:
+    """True for a database error that says "too busy right now" (retryable), not a bug."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig: Any = exc.orig
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _SQLITE_BUSY_CODES
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if state is None:  # asyncpg errors arrive wrapped by SQLAlchemy's adapter
+        state = getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    if state is not None:
+        return str(state) in _PG_CONTENTION_STATES
+    text_ = str(orig).lower()
+    return "database is locked" in text_ or "database table is locked" in text_
 
 
 def alembic_config() -> Config:
@@ -69,7 +117,7 @@ def _sqlite_file(url: URL) -> Path | None:
 class Database:
     """Owns the engine. `await migrate()` once at start-up; `session()` per unit of work."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, busy_timeout_ms: int | None = None) -> None:
         try:
             self.url = make_url(url)
         except ArgumentError:
@@ -92,22 +140,73 @@ class Database:
             kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = _create_engine(self.url, kwargs)
         self._write_engine = self.engine
+        self._sync_reads: _SyncReads | None = None
         if self.is_sqlite:
-            _install_sqlite_hooks(self.engine)
+            busy = _busy_timeout(busy_timeout_ms)
+            _install_sqlite_hooks(self.engine.sync_engine, busy)
             self._write_engine = self.engine.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+            if _sqlite_file(self.url) is not None:
+                self._sync_reads = _SyncReads(self.url, busy)
         self._writer = async_sessionmaker(self._write_engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._write_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._write_owner: asyncio.Task[Any] | None = None
 
     @asynccontextmanager
     async def session(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
         """One transaction: committed when the block ends, rolled back if it raises.
 
         Pass `write=False` for read-only work on the hot path (SQLite then lets it run
-        beside a writer instead of queueing for the write lock).
+        beside a writer instead of queueing for the write lock). On SQLite a write session
+        first waits its turn on the process's writer queue: never open one inside another
+        (that raises RuntimeError: the inner one would wait for the outer one forever).
         """
-        maker = self._writer if write else self._reader
-        async with maker() as session, session.begin():
-            yield session
+        if not write:
+            async with self._reader() as session, session.begin():
+                yield session
+            return
+        lock = self._writer_lock()
+        if lock is None:
+            async with self._writer() as session, session.begin():
+                yield session
+            return
+        task = asyncio.current_task()
+        if task is not None and self._write_owner is task:
+            raise RuntimeError("a write session was opened inside another one (would deadlock)")
+        async with lock:
+            self._write_owner = task
+            try:
+                async with self._writer() as session, session.begin():
+                    yield session
+            finally:
+                self._write_owner = None
+
+    async def read(
+        self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run `fn(session, *args, **kwargs)` in one read-only transaction; return its result.
+
+        `fn` is synchronous and must only read. On an SQLite file it runs in one worker-thread
+        hop on its own connection (WAL: it never waits for a writer). Returned ORM objects are
+        detached with their loaded attributes; load everything the caller needs inside `fn`.
+        """
+
+        def call(session: Session) -> T:
+            return fn(session, *args, **kwargs)
+
+        if self._sync_reads is not None:
+            return await self._sync_reads.run(call)
+        async with self.session(write=False) as session:
+            return await session.run_sync(call)
+
+    def _writer_lock(self) -> asyncio.Lock | None:
+        """The per-process writer queue for SQLite (one per event loop; none for PostgreSQL)."""
+        if not self.is_sqlite:
+            return None
+        loop = asyncio.get_running_loop()
+        if self._write_lock is None or self._write_lock[0] is not loop:
+            self._write_lock = (loop, asyncio.Lock())
+        return self._write_lock[1]
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (idempotent)."""
@@ -118,6 +217,8 @@ class Database:
             await conn.run_sync(_upgrade_head)
 
     async def dispose(self) -> None:
+        if self._sync_reads is not None:
+            await asyncio.to_thread(self._sync_reads.close)
         await self.engine.dispose()
 
     def __repr__(self) -> str:
@@ -152,8 +253,52 @@ def _upgrade_head(connection: Connection) -> None:
     command.upgrade(cfg, "head")
 
 
-def _install_sqlite_hooks(engine: AsyncEngine) -> None:
-    sync_engine = engine.sync_engine
+class _SyncReads:
+    """Read-only sqlite3 connections, one per worker thread, for `Database.read`."""
+
+    def __init__(self, async_url: URL, busy_timeout_ms: int) -> None:
+        self.engine: Engine = create_engine(
+            async_url.set(drivername="sqlite+pysqlite"),
+            poolclass=pool.QueuePool,
+            pool_size=READ_THREADS,
+            max_overflow=0,
+        )
+        _install_sqlite_hooks(self.engine, busy_timeout_ms, read_only=True)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.executor = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="residency-meta-read")
+
+    async def run(self, fn: Callable[[Session], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self._in_thread, fn)
+
+    def _in_thread(self, fn: Callable[[Session], T]) -> T:
+        with self.sessions() as session, session.begin():
+            return fn(session)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        self.engine.dispose()
+
+
+def _busy_timeout(explicit: int | None) -> int:
+    if explicit is not None:
+        return explicit
+    configured = os.environ.get(BUSY_TIMEOUT_ENV, "").strip()
+    if not configured:
+        return BUSY_TIMEOUT_MS
+    if not configured.isdigit():
+        raise DatabaseConfigError(
+            f"{BUSY_TIMEOUT_ENV} must be a whole number of milliseconds, not {configured!r}"
+        )
+    return int(configured)
+
+
+def _install_sqlite_hooks(
+    sync_engine: Engine, busy_timeout_ms: int, *, read_only: bool = False
+) -> None:
+    pragmas: tuple[str, ...] = (*SQLITE_PRAGMAS, f"PRAGMA busy_timeout={busy_timeout_ms}")
+    if read_only:
+        pragmas = (*pragmas, "PRAGMA query_only=ON")
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -162,7 +307,7 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            for pragma in SQLITE_PRAGMAS:
+            for pragma in pragmas:
                 cursor.execute(pragma)
         finally:
             cursor.close()

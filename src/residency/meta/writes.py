@@ -73,20 +73,19 @@ async def lock_key(session: AsyncSession, bucket_id: int, key: str) -> None:
 
 
 async def retire_version(session: AsyncSession, version: ObjectVersion, *, reason: str) -> int:
-    """Remove a version (versioning is off); every blob of every placement becomes garbage."""
-    keys = (
-        await session.scalars(
-            select(Segment.blob_key).where(Segment.object_version_id == version.id)
+    """Remove a version (versioning is off); every blob of every placement becomes garbage.
+
+    Three statements: the (location, blob) pairs, the garbage rows, and the version itself
+    (its segments and placements go with it: ON DELETE CASCADE).
+    """
+    refs = (
+        await session.execute(
+            select(Placement.location, Segment.blob_key)
+            .join(Segment, Segment.object_version_id == Placement.object_version_id)
+            .where(Placement.object_version_id == version.id)
         )
     ).all()
-    locations = (
-        await session.scalars(
-            select(Placement.location).where(Placement.object_version_id == version.id)
-        )
-    ).all()
-    count = await add_garbage(session, [(loc, k) for loc in locations for k in keys], reason=reason)
-    await session.execute(delete(Segment).where(Segment.object_version_id == version.id))
-    await session.execute(delete(Placement).where(Placement.object_version_id == version.id))
+    count = await add_garbage(session, [(loc, key) for loc, key in refs], reason=reason)
     await session.execute(delete(ObjectVersion).where(ObjectVersion.id == version.id))
     return count
 

@@ -21,12 +21,11 @@ from typing import Any, Generic, Literal, TypeVar, cast
 from sqlalchemy import Table, bindparam, delete, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from residency.audit import MIGRATION_STEP
+from residency.audit import MIGRATION_STEP, append_many
 from residency.meta.models import Bucket, ObjectVersion, Placement, Segment
 from residency.meta.repo.blobs import BlobRef, add_garbage, remove_intents
 from residency.meta.types import utcnow
 from residency.meta.writes import lock_key
-from residency.migrate.audit_batch import append_many
 from residency.migrate.models import MigrationAction
 
 __all__ = [

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from residency.meta.errors import InvalidArgument, InvalidTag, NoSuchBucket, NoSuchKey
 from residency.meta.models import Bucket, ObjectVersion, Placement, Segment
@@ -64,55 +65,88 @@ async def get_latest(session: AsyncSession, bucket: Bucket, key: str) -> ObjectV
     return version
 
 
+def _bucket_and_latest(bucket_name: str, key: str) -> Select[Bucket, ObjectVersion]:
+    return (
+        select(Bucket, ObjectVersion)
+        .outerjoin(
+            ObjectVersion,
+            and_(
+                ObjectVersion.bucket_id == Bucket.id,
+                ObjectVersion.is_latest == true(),
+                ObjectVersion.key == key,
+            ),
+        )
+        .where(Bucket.name == bucket_name)
+    )
+
+
 async def find_bucket_and_latest(
     session: AsyncSession, bucket_name: str, key: str
 ) -> tuple[Bucket | None, ObjectVersion | None]:
     """Bucket and latest version of `key` in one query (HEAD, conditional requests)."""
-    row = (
-        await session.execute(
-            select(Bucket, ObjectVersion)
-            .outerjoin(
-                ObjectVersion,
-                and_(
-                    ObjectVersion.bucket_id == Bucket.id,
-                    ObjectVersion.is_latest == true(),
-                    ObjectVersion.key == key,
-                ),
-            )
-            .where(Bucket.name == bucket_name)
-        )
-    ).first()
+    row = (await session.execute(_bucket_and_latest(bucket_name, key))).first()
     if row is None:
         return None, None
     return row.Bucket, row.ObjectVersion
 
 
-async def get_read_target(session: AsyncSession, bucket_name: str, key: str) -> ReadTarget:
-    """The GET hot path in three indexed queries; raises NoSuchBucket / NoSuchKey."""
-    bucket, version = await find_bucket_and_latest(session, bucket_name, key)
-    if bucket is None:
-        raise NoSuchBucket(f"The specified bucket {bucket_name!r} does not exist.")
+@dataclass(frozen=True, slots=True)
+class ObjectLookup:
+    """A bucket and what it holds under one key: the latest live version (None if there is
+    none, or it is a delete marker) with its segments and placements (empty without one)."""
+
+    bucket: Bucket
+    version: ObjectVersion | None
+    segments: Sequence[Segment]
+    placements: Sequence[Placement]
+
+
+def load_object(session: Session, bucket_name: str, key: str) -> ObjectLookup | None:
+    """The GET hot path, synchronous so it is one `Database.read` hop: bucket + latest version
+    in one query, then segments and placements. None if the bucket does not exist.
+
+    A missing key still returns the bucket, so the caller can authorize before saying
+    NoSuchKey (whether a key exists is not revealed to someone who may not read it).
+    """
+    row = session.execute(_bucket_and_latest(bucket_name, key)).first()
+    if row is None:
+        return None
+    version: ObjectVersion | None = row.ObjectVersion
     if version is None or version.is_delete_marker:
+        return ObjectLookup(row.Bucket, None, (), ())
+    segments = session.scalars(_segments(version.id)).all()
+    placements = session.scalars(_placements(version.id)).all()
+    return ObjectLookup(row.Bucket, version, segments, placements)
+
+
+def load_read_target(session: Session, bucket_name: str, key: str) -> ReadTarget:
+    """`load_object` for callers that want NoSuchBucket / NoSuchKey raised."""
+    found = load_object(session, bucket_name, key)
+    if found is None:
+        raise NoSuchBucket(f"The specified bucket {bucket_name!r} does not exist.")
+    if found.version is None:
         raise NoSuchKey(f"The specified key {key!r} does not exist.")
-    segments, placements = await version_blobs(session, version)
-    return ReadTarget(bucket=bucket, version=version, segments=segments, placements=placements)
+    return ReadTarget(found.bucket, found.version, found.segments, found.placements)
+
+
+async def get_read_target(session: AsyncSession, bucket_name: str, key: str) -> ReadTarget:
+    """`load_read_target` inside an async session."""
+    return await session.run_sync(lambda s: load_read_target(s, bucket_name, key))
+
+
+def _segments(version_id: int) -> Select[Segment]:
+    return select(Segment).where(Segment.object_version_id == version_id).order_by(Segment.seq)
+
+
+def _placements(version_id: int) -> Select[Placement]:
+    return select(Placement).where(Placement.object_version_id == version_id).order_by(Placement.id)
 
 
 async def version_blobs(
     session: AsyncSession, version: ObjectVersion
 ) -> tuple[Sequence[Segment], Sequence[Placement]]:
-    segments = (
-        await session.scalars(
-            select(Segment).where(Segment.object_version_id == version.id).order_by(Segment.seq)
-        )
-    ).all()
-    placements = (
-        await session.scalars(
-            select(Placement)
-            .where(Placement.object_version_id == version.id)
-            .order_by(Placement.id)
-        )
-    ).all()
+    segments = (await session.scalars(_segments(version.id))).all()
+    placements = (await session.scalars(_placements(version.id))).all()
     return segments, placements
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from residency.meta import ids
 from residency.meta.errors import (
@@ -190,19 +191,25 @@ async def revoke_access_key(session: AsyncSession, access_key_id: str) -> Access
     return key
 
 
-async def resolve_access_key(session: AsyncSession, access_key_id: str) -> KeyContext | None:
-    """The active key with its principal and tenant, in one query; None if unknown/revoked."""
-    row = (
-        await session.execute(
-            select(AccessKey, Principal, Tenant)
-            .join(Principal, Principal.id == AccessKey.principal_id)
-            .join(Tenant, Tenant.id == Principal.tenant_id)
-            .where(AccessKey.access_key_id == access_key_id, AccessKey.status == "active")
-        )
+def lookup_access_key(session: Session, access_key_id: str) -> KeyContext | None:
+    """The active key with its principal and tenant, in one query; None if unknown/revoked.
+
+    Synchronous, for `Database.read` (the gateway's per-request hop).
+    """
+    row = session.execute(
+        select(AccessKey, Principal, Tenant)
+        .join(Principal, Principal.id == AccessKey.principal_id)
+        .join(Tenant, Tenant.id == Principal.tenant_id)
+        .where(AccessKey.access_key_id == access_key_id, AccessKey.status == "active")
     ).first()
     if row is None:
         return None
     return KeyContext(key=row.AccessKey, principal=row.Principal, tenant=row.Tenant)
+
+
+async def resolve_access_key(session: AsyncSession, access_key_id: str) -> KeyContext | None:
+    """`lookup_access_key` inside an async session."""
+    return await session.run_sync(lambda s: lookup_access_key(s, access_key_id))
 
 
 async def record_key_use(

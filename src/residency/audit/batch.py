@@ -7,8 +7,6 @@ lock-first write `append` starts with), the entries are chained in memory with t
 module's own canonical form and hash, inserted with one executemany, and the head moved once.
 Checkpoints fall due exactly where `append` would sign them. Like `append`, call it last,
 right before the commit.
-
-(Belongs in `residency.audit` beside `append`; kept here until the audit owner adopts it.)
 """
 
 from __future__ import annotations
@@ -20,12 +18,12 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from residency.audit import AuditChainHead, AuditError, AuditKind
 from residency.audit.canonical import chain_hash, entry_document
 from residency.audit.checkpoints import schedule_for, write_checkpoint
-from residency.audit.kinds import parse_kind
+from residency.audit.errors import AuditError
+from residency.audit.kinds import AuditKind, parse_kind
 from residency.audit.log import MAX_ACTOR, stored_detail
-from residency.audit.models import HEAD_ID
+from residency.audit.models import HEAD_ID, AuditChainHead
 from residency.meta.models import AuditEntry
 
 __all__ = ["append_many"]
