@@ -53,6 +53,7 @@ S3_OPERATIONS: dict[str, Action] = {
     "DeleteBucket": Action.DELETE_BUCKET,
     "HeadBucket": Action.LIST_OBJECTS,
     "GetBucketLocation": Action.LIST_OBJECTS,
+    "GetBucketVersioning": Action.LIST_OBJECTS,
     "ListObjects": Action.LIST_OBJECTS,
     "ListObjectsV2": Action.LIST_OBJECTS,
     "ListObjectVersions": Action.LIST_OBJECTS,

@@ -6,9 +6,7 @@ has seen (28 CFR 202 bulk-data ledger). Principal attributes feed both.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -16,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 from rich.table import Table
 
+from residency.cli.common import cli_settings, run_in_session
 from residency.cli.output import EXIT_FINDINGS, JSON_OPTION, console, err_console, fail, print_json
 
 if TYPE_CHECKING:
@@ -60,60 +59,19 @@ def register(app: typer.Typer) -> None:
 # --- plumbing ------------------------------------------------------------------------------
 
 
-def _settings(config: Path | None, data_dir: Path | None = None) -> Settings:
-    from residency.config import ConfigError, load_settings
-
-    if config is not None and not config.exists():
-        fail(f"{config}: file not found")
-    try:
-        return load_settings(config, data_dir=data_dir)
-    except ConfigError as exc:
-        fail(str(exc))
-
-
-def _configured(settings: Settings | None, name: str) -> Any:
-    """A setting the lead may not have added yet (access_policies, bulk_thresholds)."""
-    return getattr(settings, name, None) if settings is not None else None
-
-
 def _policy_paths(settings: Settings | None, extra: list[Path] | None) -> list[Path]:
-    return [Path(p) for p in (_configured(settings, "access_policies") or [])] + list(extra or [])
+    configured = settings.access_policies if settings is not None else []
+    return [*configured, *(extra or [])]
 
 
 def _rules(settings: Settings | None, path: Path | None) -> BulkRules:
     from residency.access import BulkRulesError, load_bulk_rules
 
-    path = path or _configured(settings, "bulk_thresholds")
+    path = path or (settings.bulk_thresholds if settings is not None else None)
     try:
         return load_bulk_rules(path)
     except BulkRulesError as exc:
         fail(exc.message)
-
-
-def _run(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """`work(session)` in one write transaction on the migrated database; errors -> one line."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from residency.access import AccessError
-    from residency.meta import Database, MetaError
-
-    async def main() -> T:
-        db = Database(settings.db_url)
-        try:
-            await db.migrate()
-            async with db.session() as session:
-                return await work(session)
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(main())
-    except MetaError as exc:
-        fail(exc.message)
-    except AccessError as exc:
-        fail(exc.message)
-    except SQLAlchemyError as exc:
-        fail(f"database: {getattr(exc, 'orig', None) or exc}")
 
 
 def _split_principal(spec: str) -> tuple[str, str]:
@@ -277,7 +235,7 @@ def explain_cmd(
     except ValueError as exc:
         fail(str(exc))
     ctx = _parse_context(context)
-    settings = _settings(config, data_dir)
+    settings = cli_settings(config, data_dir)
     rules = _rules(settings, thresholds)
     try:
         authorizer = Authorizer.from_files(
@@ -332,7 +290,7 @@ def explain_cmd(
         )
         return who, obj
 
-    who, target = _run(settings, work)
+    who, target = run_in_session(settings, work)
     try:
         decision = authorizer.authorize(who, act, target, ctx)
     except RequestError as exc:
@@ -422,13 +380,13 @@ def ledger_cmd(
     """Where each covered principal or organisation stands against the bulk thresholds."""
     from residency.access import Ledger
 
-    settings = _settings(config, data_dir)
+    settings = cli_settings(config, data_dir)
     ledger = Ledger(_rules(settings, thresholds))
 
     async def work(session: AsyncSession) -> list[Any]:
         return await ledger.standings(session, tenant=tenant)
 
-    rows = _run(settings, work)
+    rows = run_in_session(settings, work)
     if json_out:
         print_json([r.to_dict() for r in rows])
         return
@@ -553,7 +511,7 @@ def principal_set(
         )
         return _principal_row(tenant.name, name, attrs)
 
-    row = _run(_settings(config, data_dir), work)
+    row = run_in_session(cli_settings(config, data_dir), work)
     if json_out:
         print_json(row)
         return
@@ -577,7 +535,7 @@ def principal_show(
         found = await tenants.get_principal(session, tenant, name)
         return _principal_row(tenant.name, name, dict(found.attributes or {}))
 
-    row = _run(_settings(config, data_dir), work)
+    row = run_in_session(cli_settings(config, data_dir), work)
     if json_out:
         print_json(row)
     else:
@@ -601,7 +559,7 @@ def principal_list(
             for p in await tenants.list_principals(session, t)
         ]
 
-    rows = _run(_settings(config, data_dir), work)
+    rows = run_in_session(cli_settings(config, data_dir), work)
     if json_out:
         print_json(rows)
     else:

@@ -6,16 +6,14 @@ Every change is appended to the audit log in the same transaction.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 from rich.table import Table
 
-from residency.cli.output import JSON_OPTION, console, fail, print_json
-from residency.config import ConfigError, Settings, load_settings
+from residency.cli.common import cli_settings, run_in_session
+from residency.cli.output import JSON_OPTION, console, print_json
 
 T = TypeVar("T")
 
@@ -31,36 +29,6 @@ DATA_DIR_OPTION = typer.Option(
     None, "--data-dir", help="Where the database lives [./residency-data]."
 )
 ADMIN_ACTOR = "residency cli"
-
-
-def _settings(config: Path | None, data_dir: Path | None) -> Settings:
-    if config is not None and not config.exists():
-        fail(f"{config}: file not found")
-    try:
-        return load_settings(config, data_dir=data_dir)
-    except ConfigError as exc:
-        fail(str(exc))
-
-
-def _run(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Run `work(session)` in one transaction on a migrated database; meta errors -> one line."""
-    from residency.meta.db import Database
-    from residency.meta.errors import MetaError
-
-    async def main() -> T:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = Database(settings.db_url)
-        try:
-            await db.migrate()
-            async with db.session() as session:
-                return await work(session)
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(main())
-    except MetaError as exc:
-        fail(exc.message)
 
 
 async def _audit(session: Any, tenant: str | None, target: str, detail: dict[str, Any]) -> None:
@@ -85,7 +53,7 @@ def tenant_create(
         await _audit(session, tenant.name, f"tenant/{tenant.name}", {"action": "create_tenant"})
         return {"name": tenant.name, "created": tenant.created.isoformat()}
 
-    created = _run(_settings(config, data_dir), work)
+    created = run_in_session(cli_settings(config, data_dir), work)
     if json_out:
         print_json(created)
     else:
@@ -115,7 +83,7 @@ def tenant_list(
             )
         return rows
 
-    rows = _run(_settings(config, data_dir), work)
+    rows = run_in_session(cli_settings(config, data_dir), work)
     if json_out:
         print_json(rows)
         return
@@ -157,7 +125,7 @@ def key_create(
             "secret_access_key": key.secret,
         }
 
-    created = _run(_settings(config, data_dir), work)
+    created = run_in_session(cli_settings(config, data_dir), work)
     if json_out:
         print_json(created)
         return
@@ -202,7 +170,7 @@ def key_list(
             )
         return rows
 
-    rows = _run(_settings(config, data_dir), work)
+    rows = run_in_session(cli_settings(config, data_dir), work)
     if json_out:
         print_json(rows)
         return
@@ -226,7 +194,7 @@ def key_revoke(
     data_dir: Path | None = DATA_DIR_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Revoke an access key: requests signed with it fail from now on."""
+    """Revoke an access key: requests signed with it fail within 5 s (keys are cached briefly)."""
     from residency.meta.models import Principal, Tenant
     from residency.meta.repo import tenants
 
@@ -242,7 +210,7 @@ def key_revoke(
         )
         return {"access_key_id": key.access_key_id, "status": key.status}
 
-    revoked = _run(_settings(config, data_dir), work)
+    revoked = run_in_session(cli_settings(config, data_dir), work)
     if json_out:
         print_json(revoked)
     else:

@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import typer
 
+from residency.cli.common import cli_settings
 from residency.cli.output import EXIT_FINDINGS, JSON_OPTION, console, err_console, fail, print_json
 
 if TYPE_CHECKING:
@@ -33,15 +34,6 @@ CONFIG_OPTION = typer.Option(
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.add_typer(audit_app, name="audit")
-
-
-def _settings(config: Path | None) -> Settings:
-    from residency.config import ConfigError, load_settings
-
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        fail(str(exc))
 
 
 def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
@@ -113,7 +105,7 @@ def verify_cmd(
         fail(f"--expect: {exc}")
     if len({(a.seq, a.hash) for a in anchors}) != len({a.seq for a in anchors}):
         fail("--expect: two different hashes given for the same seq")
-    settings = _settings(config)
+    settings = cli_settings(config)
     key = _public_key(settings, public_key)
     report = _with_db(settings, lambda db: verify(db, key, anchors=anchors))
     if json_out:
@@ -206,7 +198,7 @@ def export_cmd(
     start = _time_option(since, "--since")
     end = _time_option(until, "--until")
     kind_value = _kind_option(kind)
-    settings = _settings(config)
+    settings = cli_settings(config)
 
     async def work(db: Database) -> int:
         count = 0
@@ -257,7 +249,7 @@ def tail_cmd(
     """Print the newest entries; with --follow, keep printing as they are appended."""
     from residency.audit import iter_entries, last_entries
 
-    settings = _settings(config)
+    settings = cli_settings(config)
 
     def emit(rec: dict[str, Any]) -> None:
         sys.stdout.write(_jsonl(rec) if json_out else _line(rec) + "\n")
@@ -297,7 +289,7 @@ def checkpoint_cmd(config: Path | None = CONFIG_OPTION, json_out: bool = JSON_OP
     from residency.audit import SigningKeyError, checkpoint, load_or_create_signing_key
     from residency.audit.canonical import format_ts
 
-    settings = _settings(config)
+    settings = cli_settings(config)
     try:
         key = load_or_create_signing_key(settings.data_dir)
     except SigningKeyError as exc:
@@ -335,7 +327,7 @@ def public_key_cmd(
     """Print the checkpoint signing key's public half (PEM), for auditors."""
     from residency.audit import SigningKeyError, load_or_create_signing_key, public_key_pem
 
-    settings = _settings(config)
+    settings = cli_settings(config)
     try:
         pem = public_key_pem(load_or_create_signing_key(settings.data_dir).public_key())
     except SigningKeyError as exc:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 from rich.table import Table
 
+from residency.cli.common import cli_settings
 from residency.cli.output import (
     EXIT_FINDINGS,
     JSON_OPTION,
@@ -27,7 +28,7 @@ from residency.cli.output import (
     fail,
     print_json,
 )
-from residency.config import ConfigError, Settings, load_settings
+from residency.config import Settings
 
 if TYPE_CHECKING:
     from residency.meta import Database
@@ -54,20 +55,6 @@ def register(app: typer.Typer) -> None:
 
 
 # --- shared wiring --------------------------------------------------------------------------
-
-
-def _settings(config: Path | None, data_dir: Path | None) -> Settings:
-    if config is not None and not config.exists():
-        fail(f"{config}: file not found")
-    try:
-        settings = load_settings(config, data_dir=data_dir)
-    except ConfigError as exc:
-        fail(str(exc))
-    if not settings.locations:
-        from residency.defaults import default_locations
-
-        settings = settings.model_copy(update={"locations": default_locations(settings.data_dir)})
-    return settings
 
 
 def _locations(settings: Settings) -> dict[str, Location]:
@@ -147,7 +134,7 @@ def plan_cmd(
     from residency.migrate.planner import plan_to_file
     from residency.migrate.units import parse_rate
 
-    settings = _settings(config, data_dir)
+    settings = cli_settings(config, data_dir, default_locations=True)
     pol = _policy(policy, settings)
     bps = _size(bandwidth, "--bandwidth", parse_rate) or 0
     catalog = load_catalog()
@@ -251,7 +238,7 @@ def migrate_cmd(
     from residency.migrate.journal import load_plan, run_counts
     from residency.migrate.units import parse_rate
 
-    settings = _settings(config, data_dir)
+    settings = cli_settings(config, data_dir, default_locations=True)
     options = EngineOptions(
         concurrency=concurrency,
         bwlimit=_size(bwlimit, "--bwlimit", parse_rate),
@@ -401,7 +388,7 @@ def verify_cmd(
     """Check that every placement exists with the right size (and, --deep, checksums)."""
     from residency.migrate.verify import Mismatch, verify_placements
 
-    settings = _settings(config, data_dir)
+    settings = cli_settings(config, data_dir, default_locations=True)
     locations = _locations(settings)
 
     def show(m: Mismatch) -> None:
@@ -467,7 +454,7 @@ def adopt_cmd(
         load_rules,
     )
 
-    settings = _settings(config, data_dir)
+    settings = cli_settings(config, data_dir, default_locations=True)
     locations = _locations(settings)
     if location not in locations:
         fail(f"no location named {location!r} (configured: {', '.join(locations)})")
@@ -556,7 +543,7 @@ def sweep_cmd(
         period = parse_duration(grace)
     except ValueError as exc:
         fail(f"--grace: {exc}")
-    settings = _settings(config, data_dir)
+    settings = cli_settings(config, data_dir, default_locations=True)
     locations = _locations(settings)
 
     async def work(db: Database) -> Any:

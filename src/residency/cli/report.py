@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from residency.cli.common import cli_settings
 from residency.cli.output import EXIT_FINDINGS, JSON_OPTION, console, fail, print_json
-from residency.config import ConfigError, Settings, load_settings
+from residency.config import Settings
 
 if TYPE_CHECKING:
     from residency.policy import Policy
@@ -24,20 +25,6 @@ if TYPE_CHECKING:
 
 def register(app: typer.Typer) -> None:
     app.command("report")(report_cmd)
-
-
-def _settings(config: Path | None, data_dir: Path | None) -> Settings:
-    if config is not None and not config.exists():
-        fail(f"{config}: file not found")
-    try:
-        settings = load_settings(config, data_dir=data_dir)
-    except ConfigError as exc:
-        fail(str(exc))
-    if not settings.locations:
-        from residency.defaults import default_locations
-
-        settings = settings.model_copy(update={"locations": default_locations(settings.data_dir)})
-    return settings
 
 
 def _policy(ref: str | None, settings: Settings) -> Policy:
@@ -126,7 +113,7 @@ def report_cmd(
     from residency.migrate.units import format_bytes
     from residency.report import render_html
 
-    settings = _settings(config, data_dir)
+    settings = cli_settings(config, data_dir, default_locations=True)
     pol = _policy(policy, settings)
     start = _since(since)
     report = _collect(settings, pol, top, start, recent)

@@ -56,8 +56,10 @@ def resolve_settings(
 
 
 def check_settings(settings: Settings) -> None:
-    """Fail with one readable line if a location or the policy cannot be used."""
+    """Fail with one readable line if a location, the policy or an access policy is unusable."""
+    from residency.access import AccessError
     from residency.catalog import CatalogError, load_catalog
+    from residency.gateway.state import AccessControl
     from residency.policy import PolicyError, load_policy
     from residency.storage import StorageError, open_locations
 
@@ -69,6 +71,10 @@ def check_settings(settings: Settings) -> None:
         load_policy(str(settings.policy) if settings.policy else "preset:default")
     except PolicyError as exc:
         fail(f"policy: {exc}")
+    try:
+        AccessControl.load(settings)
+    except AccessError as exc:
+        fail(exc.message)
 
 
 async def bootstrap(settings: Settings, embedded: bool) -> Bootstrap | None:

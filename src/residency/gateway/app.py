@@ -24,6 +24,7 @@ from residency.config import Settings
 from residency.gateway import errors
 from residency.gateway.accesslog import AccessLog, new_request_id
 from residency.gateway.auth import AccessKeyCache, audit_denial, authenticate
+from residency.gateway.authorize import Denied
 from residency.gateway.context import Identity, RequestContext
 from residency.gateway.drain import UnreadBodyGuard
 from residency.gateway.errors import S3Error
@@ -101,7 +102,9 @@ async def _dispatch(request: Request) -> Response:
             raise errors.not_implemented(f"{what} with these parameters")
         response = await handler(ctx)
     except S3Error as err:
-        if err.code == "AccessDenied" and identity is not None and r is not None:
+        # A Cedar/ledger denial (`Denied`) carries its own, more detailed audit entry.
+        denied_here = err.code == "AccessDenied" and not isinstance(err, Denied)
+        if denied_here and identity is not None and r is not None:
             target = f"s3://{r.bucket or ''}/{r.key or ''}".rstrip("/")
             await audit_denial(gw, identity, r.operation, target)
         return error_response(err, request, request_id)

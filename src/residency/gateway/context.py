@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 
+from residency.access import PrincipalRef
 from residency.gateway import errors
 from residency.gateway.routing import Route
 from residency.gateway.sigv4 import VerifiedAuth
@@ -22,6 +24,8 @@ class Identity:
     principal_id: int
     principal: str
     access_key_id: str
+    attributes: Mapping[str, Any] | None = None
+    """The principal's access attributes when authentication loaded them (None: not loaded)."""
 
     @property
     def actor(self) -> str:
@@ -38,6 +42,8 @@ class RequestContext:
     identity: Identity
     auth: VerifiedAuth
     """What SigV4 verified: payload mode, seed signature and signing key (aws-chunked bodies)."""
+    caller: PrincipalRef | None = None
+    """The signer as an access principal, resolved once by `authorize.caller`."""
 
     @property
     def bucket(self) -> str:

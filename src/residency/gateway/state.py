@@ -1,17 +1,65 @@
-"""Everything the gateway opens once per process: database, catalog, locations, policy."""
+"""Everything the gateway opens once per process: database, catalog, locations, policies."""
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from residency.access import (
+    AccessError,
+    Authorizer,
+    BulkRulesError,
+    Ledger,
+    PolicyFileError,
+    load_authorizer,
+)
 from residency.catalog import Catalog, load_catalog
 from residency.config import Settings
 from residency.meta import Database
 from residency.policy import Policy, load_policy
 from residency.storage import Location, open_locations
 
+log = logging.getLogger("residency.gateway")
+
 DEFAULT_POLICY = "preset:default"
+ENFORCEMENT_ENV = "RESIDENCY_ACCESS_ENFORCEMENT"
+"""`off` skips Cedar and the bulk-data ledger, for measuring their cost only: tenants stay
+isolated by a plain ownership comparison, nothing else is enforced, and a warning is logged."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessControl:
+    """The Cedar policies and 28 CFR 202 thresholds, parsed and validated once per process."""
+
+    authorizer: Authorizer
+    ledger: Ledger
+    enforce: bool = True
+
+    @classmethod
+    def load(cls, settings: Settings) -> AccessControl:
+        """`AccessError` with one readable line when a policy or threshold file is bad."""
+        try:
+            authorizer = load_authorizer(
+                settings.access_policies, rules_path=settings.bulk_thresholds
+            )
+        except PolicyFileError as exc:
+            first = exc.problems[0] if exc.problems else exc.message
+            more = len(exc.problems) - 1
+            suffix = f" (and {more} more: run `residency access check`)" if more > 0 else ""
+            raise AccessError(f"access policies: {first}{suffix}") from None
+        except BulkRulesError as exc:
+            raise AccessError(f"bulk thresholds: {exc.message}") from None
+        switch = os.environ.get(ENFORCEMENT_ENV, "on").strip().lower()
+        enforce = switch not in ("off", "0", "false", "no")
+        if not enforce:
+            log.warning(
+                "%s=%s: access policies and bulk thresholds are NOT enforced",
+                ENFORCEMENT_ENV,
+                switch,
+            )
+        return cls(authorizer, Ledger(authorizer.rules), enforce)
 
 
 @dataclass
@@ -24,12 +72,14 @@ class Gateway:
     locations: Mapping[str, Location]
     policy: Policy
     base_domains: tuple[str, ...]
+    access: AccessControl
 
     @classmethod
     async def open(cls, settings: Settings, base_domains: tuple[str, ...]) -> Gateway:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         catalog = load_catalog()
         policy = load_policy(str(settings.policy) if settings.policy else DEFAULT_POLICY)
+        access = AccessControl.load(settings)
         locations = open_locations(settings, catalog)
         db = Database(settings.db_url)
         try:
@@ -37,7 +87,7 @@ class Gateway:
         except BaseException:
             await db.dispose()
             raise
-        return cls(settings, db, catalog, locations, policy, base_domains)
+        return cls(settings, db, catalog, locations, policy, base_domains, access)
 
     async def close(self) -> None:
         await self.db.dispose()

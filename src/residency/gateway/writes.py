@@ -15,7 +15,7 @@ from typing import Any
 
 from residency.audit import append as audit_append
 from residency.audit.kinds import PLACEMENT, REFUSAL
-from residency.gateway import errors
+from residency.gateway import authorize, errors
 from residency.gateway.context import RequestContext
 from residency.gateway.state import Gateway
 from residency.meta.models import Bucket
@@ -114,6 +114,7 @@ async def decide(
             bucket=bucket.name,
         )
     except ClassificationRequired as exc:
+        await authorize.check_object(ctx, bucket, key, None)
         await _audit_refusal(ctx, target, {"reason": str(exc), "policy": policy.name})
         raise errors.residency_violation(str(exc)) from None
     except ClassificationError as exc:
@@ -128,6 +129,8 @@ async def decide(
     )
     decision = evaluate(policy, attrs, [loc.facts for loc in gw.locations.values()])
     placement = WritePlan(classification, decision)
+    # Access first: a caller who may not write here learns nothing about the residency rules.
+    await authorize.check_object(ctx, bucket, key, classification, locations=decision.chosen)
     if not decision.ok or not decision.chosen:
         await _audit_refusal(ctx, target, placement.audit_detail(policy=policy.name))
         raise errors.residency_violation(decision.message, rule=decision.rule)

@@ -1,17 +1,36 @@
-"""S3 operation name -> handler coroutine, split by topic."""
+"""S3 operation name -> handler coroutine, split by topic.
+
+Every handler is wrapped so that an access denial raised anywhere inside it is audited once,
+after the handler's own transaction has ended (see `gateway.authorize`).
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.responses import Response
 
+from residency.gateway.authorize import Denied, record_denial
 from residency.gateway.context import RequestContext
 from residency.gateway.handlers import buckets, copy, listing, multipart, objects, tagging
 
 Handler = Callable[[RequestContext], Awaitable[Response]]
 
-HANDLERS: Mapping[str, Handler] = {
+
+def _audit_denials(handler: Handler) -> Handler:
+    @functools.wraps(handler)
+    async def run(ctx: RequestContext) -> Response:
+        try:
+            return await handler(ctx)
+        except Denied as denial:
+            await record_denial(ctx, denial)
+            raise
+
+    return run
+
+
+_BY_OPERATION: Mapping[str, Handler] = {
     "ListBuckets": buckets.list_buckets,
     "CreateBucket": buckets.create_bucket,
     "HeadBucket": buckets.head_bucket,
@@ -37,3 +56,5 @@ HANDLERS: Mapping[str, Handler] = {
     "PutObjectTagging": tagging.put_object_tagging,
     "DeleteObjectTagging": tagging.delete_object_tagging,
 }
+
+HANDLERS: Mapping[str, Handler] = {op: _audit_denials(h) for op, h in _BY_OPERATION.items()}

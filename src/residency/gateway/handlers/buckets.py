@@ -6,9 +6,9 @@ from starlette.responses import Response
 
 from residency.audit import append as audit_append
 from residency.audit.kinds import ADMIN, DELETE
-from residency.gateway import errors
+from residency.gateway import authorize, errors
 from residency.gateway.context import RequestContext
-from residency.gateway.handlers.common import empty_response, owned_bucket, owner, xml_response
+from residency.gateway.handlers.common import empty_response, owner, xml_response
 from residency.gateway.payload import request_body
 from residency.gateway.xml import (
     BucketEntry,
@@ -29,6 +29,7 @@ POLICY_HEADER = "x-residency-policy"
 
 async def list_buckets(ctx: RequestContext) -> Response:
     async with ctx.gw.db.session(write=False) as session:
+        await authorize.tenant(ctx, session)
         tenant = await session.get(Tenant, ctx.identity.tenant_id)
         assert tenant is not None
         rows = await bucket_repo.list_buckets(session, tenant)
@@ -56,6 +57,7 @@ def _bucket_policy(value: str | None) -> str | None:
 
 
 async def create_bucket(ctx: RequestContext) -> Response:
+    await authorize.new_bucket(ctx)
     parse_create_bucket_configuration(await read_body(request_body(ctx.request, ctx.auth)))
     policy_spec = _bucket_policy(ctx.headers.get(POLICY_HEADER))
     policy = load_policy(policy_spec) if policy_spec else ctx.gw.policy
@@ -95,13 +97,13 @@ async def create_bucket(ctx: RequestContext) -> Response:
 
 async def head_bucket(ctx: RequestContext) -> Response:
     async with ctx.gw.db.session(write=False) as session:
-        await owned_bucket(session, ctx)
+        await authorize.bucket(session, ctx)
     return empty_response(headers={"x-amz-bucket-region": ctx.gw.settings.region_name})
 
 
 async def delete_bucket(ctx: RequestContext) -> Response:
     async with ctx.gw.db.session() as session:
-        bucket = await owned_bucket(session, ctx)
+        bucket = await authorize.bucket(session, ctx)
         await bucket_repo.delete_bucket(session, bucket)
         await audit_append(
             session,
@@ -116,14 +118,14 @@ async def delete_bucket(ctx: RequestContext) -> Response:
 
 async def get_bucket_location(ctx: RequestContext) -> Response:
     async with ctx.gw.db.session(write=False) as session:
-        await owned_bucket(session, ctx)
+        await authorize.bucket(session, ctx)
     return xml_response(location_constraint(ctx.gw.settings.region_name))
 
 
 async def get_bucket_versioning(ctx: RequestContext) -> Response:
     """Versioning is never enabled: an empty configuration says exactly that."""
     async with ctx.gw.db.session(write=False) as session:
-        await owned_bucket(session, ctx)
+        await authorize.bucket(session, ctx)
     return xml_response(
         b'<?xml version="1.0" encoding="UTF-8"?>\n'
         b'<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>'

@@ -1,10 +1,9 @@
-"""Helpers every handler uses: bucket ownership, XML responses, error translation."""
+"""Helpers every handler uses: XML responses, error translation."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from residency.gateway import errors
@@ -12,8 +11,6 @@ from residency.gateway.context import RequestContext
 from residency.gateway.errors import S3Error
 from residency.gateway.xml import Owner
 from residency.meta.errors import MetaError
-from residency.meta.models import Bucket
-from residency.meta.repo.buckets import find_bucket
 
 
 def xml_response(
@@ -37,23 +34,6 @@ def from_meta(exc: MetaError) -> S3Error:
     if exc.code in errors.STATUS:
         return S3Error(exc.code, exc.message)
     return errors.invalid_argument(exc.message)
-
-
-async def owned_bucket(
-    session: AsyncSession, ctx: RequestContext, name: str | None = None
-) -> Bucket:
-    """The named bucket if the caller's tenant owns it.
-
-    Another tenant's bucket answers AccessDenied (as S3 does for a bucket you may not touch),
-    so tenants cannot read or write each other's data; a missing one answers NoSuchBucket.
-    """
-    bucket_name = name if name is not None else ctx.bucket
-    bucket = await find_bucket(session, bucket_name)
-    if bucket is None:
-        raise errors.no_such_bucket(bucket_name)
-    if bucket.tenant_id != ctx.identity.tenant_id:
-        raise errors.access_denied()
-    return bucket
 
 
 def quote_etag(etag: str) -> str:

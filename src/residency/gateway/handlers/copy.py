@@ -6,12 +6,15 @@ from collections.abc import AsyncIterator
 
 from starlette.responses import Response
 
-from residency.gateway import errors
+from residency.access import Action
+from residency.gateway import authorize, errors
 from residency.gateway.context import RequestContext
-from residency.gateway.handlers.common import owned_bucket, quote_etag, xml_response
+from residency.gateway.handlers.common import quote_etag, xml_response
 from residency.gateway.handlers.objects import (
+    ReadTarget,
     checked_key,
     commit_simple,
+    read_target,
     request_tags,
     user_metadata,
 )
@@ -19,30 +22,18 @@ from residency.gateway.http import CopySource, check_copy_source_conditions, par
 from residency.gateway.reads import ReplicaReader, SegmentRef
 from residency.gateway.writes import decide, write_blob
 from residency.gateway.xml import copy_object_result
-from residency.meta.errors import MetaError
-from residency.meta.models import ObjectVersion
-from residency.meta.repo.objects import get_latest, version_blobs
 from residency.meta.specs import VersionAttrs
 
 
-async def load_source(
-    ctx: RequestContext, source: CopySource
-) -> tuple[ObjectVersion, list[SegmentRef], list[str]]:
-    """The source's latest version; the caller's tenant must own the source bucket too."""
+async def load_source(ctx: RequestContext, source: CopySource) -> ReadTarget:
+    """The source's latest version, if the caller may read it (ReadObject).
+
+    Its bulk-data charge (`authorize.charge_read`) is left to the caller, once the
+    destination is known to be allowed too.
+    """
     if source.version_id not in (None, "null"):
         raise errors.not_implemented("Copying a specific version")
-    async with ctx.gw.db.session(write=False) as session:
-        bucket = await owned_bucket(session, ctx, source.bucket)
-        try:
-            version = await get_latest(session, bucket, source.key)
-        except MetaError:
-            raise errors.no_such_key(source.key) from None
-        segments, placements = await version_blobs(session, version)
-    return (
-        version,
-        [SegmentRef(s.blob_key, s.size) for s in segments],
-        [p.location for p in placements],
-    )
+    return await read_target(ctx, source.bucket, source.key, action=Action.READ_OBJECT)
 
 
 def source_stream(
@@ -67,8 +58,15 @@ async def copy_object(ctx: RequestContext) -> Response:
     key = checked_key(ctx.key)
     source = parse_copy_source(ctx.headers["x-amz-copy-source"])
     async with ctx.gw.db.session(write=False) as session:
-        bucket = await owned_bucket(session, ctx)  # the destination first: never leak sources
-    version, segments, locations = await load_source(ctx, source)
+        bucket = await authorize.object_bucket(session, ctx)
+    try:
+        src = await load_source(ctx, source)
+    except errors.S3Error as exc:
+        if exc.code in ("NoSuchKey", "NoSuchBucket"):
+            # A caller who may not write the destination learns nothing about sources.
+            await authorize.check_object(ctx, bucket, key, None)
+        raise
+    version, segments, locations = src.version, src.segments, src.locations
     check_copy_source_conditions(ctx.headers, etag=version.etag, last_modified=version.created)
     metadata_directive = ctx.headers.get("x-amz-metadata-directive", "COPY").upper()
     tagging_directive = ctx.headers.get("x-amz-tagging-directive", "COPY").upper()
@@ -93,6 +91,7 @@ async def copy_object(ctx: RequestContext) -> Response:
     tags = request_tags(ctx.headers) if tagging_directive == "REPLACE" else dict(version.tags)
 
     placement = await decide(ctx, bucket, key, user_metadata=meta, tags=tags)
+    await authorize.charge_read(ctx, src.ref)
     chunks = source_stream(ctx, source.key, segments, locations, 0, version.size - 1)
     blob_key, info = await write_blob(ctx.gw, placement.locations, chunks, expect_size=version.size)
     attrs = VersionAttrs(

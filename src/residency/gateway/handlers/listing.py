@@ -7,9 +7,9 @@ import binascii
 
 from starlette.responses import Response
 
-from residency.gateway import errors
+from residency.gateway import authorize, errors
 from residency.gateway.context import RequestContext
-from residency.gateway.handlers.common import owned_bucket, owner, quote_etag, xml_response
+from residency.gateway.handlers.common import owner, quote_etag, xml_response
 from residency.gateway.xml import ObjectEntry, Owner, list_objects_v1, list_objects_v2
 from residency.meta.models import ObjectVersion
 from residency.meta.repo.objects import MAX_KEYS, Listing, list_objects
@@ -65,7 +65,7 @@ def decode_token(token: str) -> str:
 
 async def _list(ctx: RequestContext, *, start_after: str) -> Listing:
     async with ctx.gw.db.session(write=False) as session:
-        bucket = await owned_bucket(session, ctx)
+        bucket = await authorize.bucket(session, ctx)
         return await list_objects(
             session,
             bucket,

@@ -8,15 +8,9 @@ from starlette.responses import Response
 
 from residency.audit import append as audit_append
 from residency.audit.kinds import DELETE, PLACEMENT
-from residency.gateway import errors
+from residency.gateway import authorize, errors
 from residency.gateway.context import RequestContext
-from residency.gateway.handlers.common import (
-    empty_response,
-    owned_bucket,
-    owner,
-    quote_etag,
-    xml_response,
-)
+from residency.gateway.handlers.common import empty_response, owner, quote_etag, xml_response
 from residency.gateway.handlers.copy import load_source, source_stream
 from residency.gateway.handlers.objects import checked_key, request_tags, user_metadata
 from residency.gateway.http import (
@@ -38,7 +32,7 @@ from residency.gateway.xml import (
     read_body,
 )
 from residency.meta.errors import NoSuchUpload
-from residency.meta.models import MultipartPart, MultipartUpload, Principal, Tenant
+from residency.meta.models import Bucket, MultipartPart, MultipartUpload, Principal, Tenant
 from residency.meta.repo import multipart as mp
 from residency.meta.specs import Checksums, VersionAttrs
 from residency.meta.writes import abandon_intents
@@ -59,13 +53,17 @@ def _part_number(ctx: RequestContext) -> int:
     return int(value)
 
 
-async def _upload(ctx: RequestContext, session: AsyncSession) -> MultipartUpload:
-    bucket = await owned_bucket(session, ctx)
+async def _upload(ctx: RequestContext, session: AsyncSession) -> tuple[Bucket, MultipartUpload]:
+    """The request's upload, if the caller may manage it (judged as the object it will make)."""
+    bucket = await authorize.object_bucket(session, ctx)
     upload_id = ctx.query.get("uploadId", "")
     try:
-        return await mp.get_upload(session, bucket, ctx.key, upload_id)
+        upload = await mp.get_upload(session, bucket, ctx.key, upload_id)
     except NoSuchUpload:
+        await authorize.check_object(ctx, bucket, ctx.key, None, session=session)
         raise errors.no_such_upload(upload_id) from None
+    await authorize.check_object(ctx, bucket, ctx.key, upload, session=session)
+    return bucket, upload
 
 
 async def create_multipart_upload(ctx: RequestContext) -> Response:
@@ -80,7 +78,7 @@ async def create_multipart_upload(ctx: RequestContext) -> Response:
             f"use one of {', '.join(_CHECKSUM_ATTRS)}."
         )
     async with ctx.gw.db.session(write=False) as session:
-        bucket = await owned_bucket(session, ctx)
+        bucket = await authorize.object_bucket(session, ctx)
     placement = await decide(ctx, bucket, key, user_metadata=meta, tags=tags)
     attrs = VersionAttrs(
         data_class=placement.classification.data_class,
@@ -92,7 +90,7 @@ async def create_multipart_upload(ctx: RequestContext) -> Response:
         tags=tags,
     )
     async with ctx.gw.db.session() as session:
-        bucket = await owned_bucket(session, ctx)
+        bucket = await authorize.object_bucket(session, ctx)
         tenant = await session.get(Tenant, ctx.identity.tenant_id)
         principal = await session.get(Principal, ctx.identity.principal_id)
         assert tenant is not None
@@ -147,7 +145,7 @@ async def _store_part(
 async def upload_part(ctx: RequestContext) -> Response:
     number = _part_number(ctx)
     async with ctx.gw.db.session(write=False) as session:
-        upload = await _upload(ctx, session)
+        _, upload = await _upload(ctx, session)
     body = request_body(ctx.request, ctx.auth, max_size=MAX_PART_SIZE)
     blob_key, info = await write_blob(
         ctx.gw, upload.locations, body, expect_size=body.expected_size
@@ -159,9 +157,10 @@ async def upload_part(ctx: RequestContext) -> Response:
 async def upload_part_copy(ctx: RequestContext) -> Response:
     number = _part_number(ctx)
     async with ctx.gw.db.session(write=False) as session:
-        upload = await _upload(ctx, session)
+        _, upload = await _upload(ctx, session)
     source = parse_copy_source(ctx.headers["x-amz-copy-source"])
-    version, segments, locations = await load_source(ctx, source)
+    src = await load_source(ctx, source)
+    version, segments, locations = src.version, src.segments, src.locations
     check_copy_source_conditions(ctx.headers, etag=version.etag, last_modified=version.created)
     range_header = ctx.headers.get("x-amz-copy-source-range")
     if range_header:
@@ -171,6 +170,7 @@ async def upload_part_copy(ctx: RequestContext) -> Response:
         start, end = 0, version.size - 1
     if end - start + 1 > MAX_PART_SIZE:
         raise errors.entity_too_large(proposed_size=end - start + 1, max_size_allowed=MAX_PART_SIZE)
+    await authorize.charge_read(ctx, src.ref)
     chunks = source_stream(ctx, source.key, segments, locations, start, end)
     blob_key, info = await write_blob(ctx.gw, upload.locations, chunks, expect_size=end - start + 1)
     part = await _store_part(ctx, upload, number, blob_key, info)
@@ -182,8 +182,7 @@ async def complete_multipart_upload(ctx: RequestContext) -> Response:
         await read_body(request_body(ctx.request, ctx.auth))
     )
     async with ctx.gw.db.session() as session:
-        upload = await _upload(ctx, session)
-        bucket = await owned_bucket(session, ctx)
+        bucket, upload = await _upload(ctx, session)
         algorithm = upload.checksum_algorithm
         upload_id = upload.upload_id
         commit = await mp.complete_upload(
@@ -232,7 +231,7 @@ async def complete_multipart_upload(ctx: RequestContext) -> Response:
 
 async def abort_multipart_upload(ctx: RequestContext) -> Response:
     async with ctx.gw.db.session() as session:
-        upload = await _upload(ctx, session)
+        _, upload = await _upload(ctx, session)
         upload_id = upload.upload_id
         parts = await mp.abort_upload(session, upload)
         await audit_append(
@@ -261,7 +260,7 @@ async def list_parts(ctx: RequestContext) -> Response:
     marker = _int_param(ctx, "part-number-marker", 0)
     max_parts = min(_int_param(ctx, "max-parts", mp.MAX_LISTED), mp.MAX_LISTED)
     async with ctx.gw.db.session(write=False) as session:
-        upload = await _upload(ctx, session)
+        _, upload = await _upload(ctx, session)
         listing = await mp.list_parts(
             session, upload, part_number_marker=marker, max_parts=max_parts
         )
@@ -301,7 +300,7 @@ async def list_multipart_uploads(ctx: RequestContext) -> Response:
     max_uploads = min(_int_param(ctx, "max-uploads", mp.MAX_LISTED), mp.MAX_LISTED)
     prefix = ctx.query.get("prefix", "")
     async with ctx.gw.db.session(write=False) as session:
-        bucket = await owned_bucket(session, ctx)
+        bucket = await authorize.bucket(session, ctx)
         listing = await mp.list_uploads(
             session,
             bucket,

@@ -4,21 +4,19 @@ replica failover), delete and batch delete."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response, StreamingResponse
 
+from residency.access import Action, ObjectRef
 from residency.audit import append as audit_append
 from residency.audit.kinds import DELETE
-from residency.gateway import errors
+from residency.gateway import authorize, errors
 from residency.gateway.context import RequestContext
-from residency.gateway.handlers.common import (
-    empty_response,
-    owned_bucket,
-    quote_etag,
-    xml_response,
-)
+from residency.gateway.handlers.common import empty_response, quote_etag, xml_response
 from residency.gateway.http import check_preconditions, http_date, parse_range
 from residency.gateway.payload import request_body
 from residency.gateway.reads import ReplicaReader, SegmentRef, prefetch
@@ -33,7 +31,7 @@ from residency.gateway.xml import (
 )
 from residency.meta.errors import MetaError
 from residency.meta.models import Bucket, ObjectVersion
-from residency.meta.repo.objects import find_latest, get_latest, version_blobs
+from residency.meta.repo.objects import find_latest, load_object, version_blobs
 from residency.meta.specs import Checksums, VersionAttrs, check_object_key
 from residency.meta.writes import abandon_intents, commit_version, delete_object
 
@@ -95,7 +93,7 @@ async def commit_simple(
     refs = [(name, blob_key) for name in placement.locations]
     try:
         async with ctx.gw.db.session() as session:
-            bucket = await owned_bucket(session, ctx, bucket_name)
+            bucket = await authorize.object_bucket(session, ctx, bucket_name)
             commit = await commit_version(
                 session,
                 bucket,
@@ -129,18 +127,19 @@ async def put_object(ctx: RequestContext) -> Response:
     meta = user_metadata(ctx.headers)
     tags = request_tags(ctx.headers)
     async with ctx.gw.db.session(write=False) as session:
-        bucket = await owned_bucket(session, ctx)
-        if "if-match" in ctx.headers or "if-none-match" in ctx.headers:
-            current = await find_latest(session, bucket, key)
-            check_preconditions(
-                ctx.headers,
-                etag=current.etag if current else None,
-                last_modified=current.created if current else None,
-                method="PUT",
-            )
-            if current is None and "if-match" in ctx.headers:
-                raise errors.no_such_key(key)
+        bucket = await authorize.object_bucket(session, ctx)
     placement = await decide(ctx, bucket, key, user_metadata=meta, tags=tags)
+    if "if-match" in ctx.headers or "if-none-match" in ctx.headers:
+        async with ctx.gw.db.session(write=False) as session:
+            current = await find_latest(session, bucket, key)
+        check_preconditions(
+            ctx.headers,
+            etag=current.etag if current else None,
+            last_modified=current.created if current else None,
+            method="PUT",
+        )
+        if current is None and "if-match" in ctx.headers:
+            raise errors.no_such_key(key)
     body = request_body(ctx.request, ctx.auth)
     blob_key, info = await write_blob(
         ctx.gw, placement.locations, body, expect_size=body.expected_size
@@ -198,26 +197,36 @@ def _latin1_safe(headers: dict[str, str]) -> dict[str, str]:
     return safe
 
 
-async def _read_target(
-    ctx: RequestContext,
-) -> tuple[Bucket, ObjectVersion, list[SegmentRef], list[str]]:
-    async with ctx.gw.db.session(write=False) as session:
-        bucket = await owned_bucket(session, ctx)
-        try:
-            version = await get_latest(session, bucket, ctx.key)
-        except MetaError:
-            raise errors.no_such_key(ctx.key) from None
-        segments, placements = await version_blobs(session, version)
-    return (
-        bucket,
-        version,
-        [SegmentRef(s.blob_key, s.size) for s in segments],
-        [p.location for p in placements],
+@dataclass(frozen=True, slots=True)
+class ReadTarget:
+    """The latest version of an object the caller may read, and where its bytes are."""
+
+    ref: ObjectRef
+    version: ObjectVersion
+    segments: list[SegmentRef]
+    locations: list[str]
+
+
+async def read_target(
+    ctx: RequestContext, bucket_name: str, key: str, *, action: Action | None = None
+) -> ReadTarget:
+    """Resolve and authorize a read (GET/HEAD, or the source of a copy) in one read hop."""
+    found = await ctx.gw.db.read(load_object, bucket_name, key)
+    if found is None:
+        raise errors.no_such_bucket(bucket_name)
+    locations = [p.location for p in found.placements]
+    ref = await authorize.check_object(
+        ctx, found.bucket, key, found.version, locations=locations, action=action
     )
+    if found.version is None:
+        raise errors.no_such_key(key)
+    segments = [SegmentRef(s.blob_key, s.size) for s in found.segments]
+    return ReadTarget(ref, found.version, segments, locations)
 
 
 async def _get_or_head(ctx: RequestContext, *, with_body: bool) -> Response:
-    _, version, segments, locations = await _read_target(ctx)
+    target = await read_target(ctx, ctx.bucket, ctx.key)
+    version, segments, locations = target.version, target.segments, target.locations
     wanted = ctx.query.get("versionId")
     if wanted not in (None, "null", version.version_id):
         raise errors.S3Error(
@@ -255,6 +264,7 @@ async def _get_or_head(ctx: RequestContext, *, with_body: bool) -> Response:
     headers = _latin1_safe(headers)
     if not with_body or length == 0:
         return Response(b"", status_code=status, headers=headers)
+    await authorize.charge_read(ctx, target.ref)
     reader = ReplicaReader(ctx.key, ctx.gw.locations, locations)
     chunks: AsyncIterator[bytes] = await prefetch(reader.read(segments, start, end))
     response = StreamingResponse(chunks, status_code=status, headers=headers)
@@ -284,9 +294,24 @@ async def _delete_one(ctx: RequestContext, bucket: Bucket, key: str, session: An
 
 async def delete_object_handler(ctx: RequestContext) -> Response:
     async with ctx.gw.db.session() as session:
-        bucket = await owned_bucket(session, ctx)
+        bucket = await authorize.object_bucket(session, ctx)
+        version, locations = await _current(session, bucket, ctx.key)
+        await authorize.check_object(
+            ctx, bucket, ctx.key, version, locations=locations, session=session
+        )
         await _delete_one(ctx, bucket, ctx.key, session)
     return empty_response(204)
+
+
+async def _current(
+    session: AsyncSession, bucket: Bucket, key: str
+) -> tuple[ObjectVersion | None, list[str]]:
+    """The live version of `key` (None if none) and its locations, for an access decision."""
+    version = await find_latest(session, bucket, key)
+    if version is None or version.is_delete_marker:
+        return None, []
+    _, placements = await version_blobs(session, version)
+    return version, [p.location for p in placements]
 
 
 async def delete_objects(ctx: RequestContext) -> Response:
@@ -294,7 +319,8 @@ async def delete_objects(ctx: RequestContext) -> Response:
     deleted: list[Deleted] = []
     failed: list[DeleteError] = []
     async with ctx.gw.db.session() as session:
-        bucket = await owned_bucket(session, ctx)
+        bucket = await authorize.object_bucket(session, ctx)
+        wanted = []
         for obj in request.objects:
             if obj.version_id not in (None, "null"):
                 failed.append(
@@ -307,6 +333,16 @@ async def delete_objects(ctx: RequestContext) -> Response:
                 check_object_key(obj.key)
             except MetaError as exc:
                 failed.append(DeleteError(obj.key, "InvalidArgument", exc.message))
+                continue
+            version, locations = await _current(session, bucket, obj.key)
+            ref = await authorize.object_ref(
+                ctx, bucket, obj.key, version, locations=locations, session=session
+            )
+            wanted.append((obj, ref))
+        decisions = await authorize.check_deletes(session, ctx, bucket, [r for _, r in wanted])
+        for (obj, _), refusal in zip(wanted, decisions, strict=True):
+            if refusal is not None:
+                failed.append(DeleteError(obj.key, "AccessDenied", refusal.message))
                 continue
             await _delete_one(ctx, bucket, obj.key, session)
             deleted.append(Deleted(obj.key, obj.version_id))
