@@ -159,11 +159,8 @@ class Migrator:
         self.options = options or EngineOptions()
         if self.options.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        self.bandwidth = (
-            TokenBucket(self.options.bwlimit, max(self.options.bwlimit, 1 << 20))
-            if self.options.bwlimit
-            else None
-        )
+        # Burst of one second's worth: a low --bwlimit must hold from the first byte on.
+        self.bandwidth = TokenBucket(self.options.bwlimit) if self.options.bwlimit else None
         self.requests = (
             TokenBucket(self.options.max_rps, max(self.options.max_rps, 1.0))
             if self.options.max_rps
