@@ -1,14 +1,16 @@
 """Migration engine benchmark: residency vs rclone copying the same set, and planning at scale.
 
-Copies (each case starts from an empty destination):
+Copies (each run starts from an empty destination and a fresh database):
 
-- residency: `adopt` + `plan` + `migrate` through the real CLI (end to end, process start-up
-  included), and the `migrate` step alone;
-- rclone: `rclone copy` with default settings (`--transfers 4`) and tuned (`--transfers 32`).
+- residency: `adopt` + `plan` + `migrate -j JOBS` through the real CLI (end to end, process
+  start-up included), and the `migrate` step alone;
+- rclone: `rclone copy` with default settings (`--transfers 4 --checkers 8`) and tuned
+  (`--transfers 32 --checkers 32`).
 
-Cases: fs -> fs, and moto (S3) -> fs. Every residency copy is also verified (re-read and
-checksummed) before the source is released; rclone compares sizes/mod-times only. Planning:
-N synthetic objects inserted straight into SQLite, then `plan_to_file` timed in-process.
+Cases: fs -> fs; moto (S3) -> fs; and moto -> fs through a proxy that adds `--latency-ms`
+(40 ms) to every request, the way a far-away object store would. See bench/README.md for what
+each side verifies. Planning: N synthetic objects inserted straight into SQLite, then
+`plan_to_file` timed in-process.
 
     python bench/migrate.py --quick      # 2,000 x 16 KiB + 2 x 16 MiB, plan 200k objects
     python bench/migrate.py              # 20,000 x 16 KiB + 20 x 64 MiB, plan 1M objects
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import shutil
 import sqlite3
@@ -27,7 +30,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,13 +44,16 @@ from _common import (
     Ratio,
     Server,
     describe_machine,
+    free_port,
     moto_server,
     print_ratios,
     print_table,
     ratio,
     require_tool,
+    server,
 )
 
+BENCH = Path(__file__).resolve().parent
 KIB = 1024
 POLICY = """\
 name: bench-to-oracle
@@ -56,6 +63,7 @@ rules:
       allow_providers: [oci]
 """
 SRC, DST = "alibaba-ap-southeast-1", "oracle-us-ashburn-1"
+RCLONE_TUNED = ["--transfers", "32", "--checkers", "32"]
 
 
 @dataclass(frozen=True)
@@ -86,13 +94,15 @@ class Timing:
     seconds: float
     objects: int
     nbytes: int
+    requests: int | None = None  # HTTP requests the latency proxy forwarded for the run
 
-    def row(self) -> tuple[str, str, str, str]:
+    def row(self) -> tuple[str, str, str, str, str]:
         return (
             self.name,
             f"{self.seconds:.2f} s",
             f"{self.objects / self.seconds:,.0f} obj/s",
             f"{self.nbytes / MIB / self.seconds:,.1f} MiB/s",
+            "" if self.requests is None else f"{self.requests / self.objects:.2f}",
         )
 
 
@@ -115,19 +125,19 @@ def make_files(root: Path, w: Workload) -> None:
                 left -= n
 
 
-def upload_dir(srv: Server, bucket: str, root: Path) -> None:
-    rclone(["copy", str(root), f"moto:{bucket}", "--transfers", "32"], srv)
+def upload_dir(srv: Server, bucket: str, root: Path, limit: float) -> None:
+    rclone(["copy", str(root), f"moto:{bucket}", *RCLONE_TUNED], srv.port, limit)
 
 
-def rclone_env(srv: Server | None) -> dict[str, str]:
+def rclone_env(s3_port: int | None) -> dict[str, str]:
     # A custom CA bundle in the environment makes rclone's S3 client refuse plain HTTP.
     env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
     env["RCLONE_CONFIG"] = os.devnull
-    if srv is not None:
+    if s3_port is not None:
         env.update(
             RCLONE_CONFIG_MOTO_TYPE="s3",
             RCLONE_CONFIG_MOTO_PROVIDER="Other",
-            RCLONE_CONFIG_MOTO_ENDPOINT=f"http://127.0.0.1:{srv.port}",
+            RCLONE_CONFIG_MOTO_ENDPOINT=f"http://127.0.0.1:{s3_port}",
             RCLONE_CONFIG_MOTO_ACCESS_KEY_ID="testing",
             RCLONE_CONFIG_MOTO_SECRET_ACCESS_KEY="testing",
             RCLONE_CONFIG_MOTO_REGION="us-east-1",
@@ -135,31 +145,38 @@ def rclone_env(srv: Server | None) -> dict[str, str]:
     return env
 
 
-def rclone(args: list[str], srv: Server | None) -> float:
+def _timed(argv: list[str], what: str, limit: float, **kw: object) -> float:
+    """Run to completion within `limit` seconds (the run is invalid otherwise)."""
     start = time.perf_counter()
-    proc = subprocess.run(
-        [require_tool("rclone"), *args], env=rclone_env(srv), capture_output=True, text=True
-    )
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=limit, **kw)  # type: ignore[call-overload]
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{what} did not finish within {limit:.0f} s") from None
     if proc.returncode != 0:
-        raise BenchError(f"rclone {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+        raise BenchError(f"{what} failed:\n{proc.stderr[-2000:]}")
     return time.perf_counter() - start
 
 
-def residency(args: list[str], cwd: Path) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "residency", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-    if proc.returncode != 0:
-        raise BenchError(f"residency {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
-    return time.perf_counter() - start
+def rclone(args: list[str], s3_port: int | None, limit: float) -> float:
+    argv = [require_tool("rclone"), *args]
+    return _timed(argv, f"rclone {' '.join(args)}", limit, env=rclone_env(s3_port))
 
 
-def residency_copy(work: Path, source: dict[str, object], w: Workload) -> tuple[float, float]:
+def residency(args: list[str], cwd: Path, limit: float) -> float:
+    argv = [sys.executable, "-m", "residency", *args]
+    env = {**os.environ, "NO_COLOR": "1"}
+    return _timed(argv, f"residency {' '.join(args)}", limit, cwd=cwd, env=env)
+
+
+@dataclass(frozen=True)
+class Settings:
+    jobs: int  # residency migrate -j
+    limit: float  # seconds any one command may take
+
+
+def residency_copy(
+    work: Path, source: dict[str, object], w: Workload, cfg: Settings
+) -> tuple[float, float]:
     """(end-to-end seconds, migrate-only seconds) into a fresh destination and database."""
     run = work / f"res-{uuid.uuid4().hex[:6]}"
     run.mkdir()
@@ -180,29 +197,114 @@ def residency_copy(work: Path, source: dict[str, object], w: Workload) -> tuple[
             }
         )
     )
-    cfg = ["--config", str(run / "residency.yaml")]
-    t0 = residency(["adopt", SRC, "--bucket", "bench", "--tenant", "bench", *cfg], run)
-    t1 = residency(["plan", "-o", str(run / "plan.jsonl"), *cfg], run)
-    t2 = residency(["migrate", str(run / "plan.jsonl"), "-j", "32", "--json", *cfg], run)
+    conf = ["--config", str(run / "residency.yaml")]
+    plan = str(run / "plan.jsonl")
+    t0 = residency(["adopt", SRC, "--bucket", "bench", "--tenant", "bench", *conf], run, cfg.limit)
+    t1 = residency(["plan", "-o", plan, *conf], run, cfg.limit)
+    t2 = residency(["migrate", plan, "-j", str(cfg.jobs), "--json", *conf], run, cfg.limit)
     copied = sum(1 for p in (run / "dst").rglob("*") if p.is_file() and "blobs" in p.parts)
     if copied != w.objects:
         raise BenchError(f"residency copied {copied} objects, expected {w.objects}")
+    shutil.rmtree(run, ignore_errors=True)
     return t0 + t1 + t2, t2
 
 
+Proxy = Callable[[], AbstractContextManager[Server]]
+
+
+@contextlib.contextmanager
+def endpoint(port: int | None, proxy: Proxy | None) -> Iterator[tuple[int | None, Server | None]]:
+    """The S3 port one run talks to: a fresh latency proxy per run (to count its requests)."""
+    if proxy is None:
+        yield port, None
+        return
+    with proxy() as px:
+        yield px.port, px
+
+
+def proxy_requests(px: Server | None) -> int | None:
+    """The request count the proxy printed when it was stopped."""
+    if px is None:
+        return None
+    for line in px.log.read_text(errors="replace").splitlines():
+        if line.startswith("requests: "):
+            return int(line.split()[1])
+    raise BenchError(f"the latency proxy did not report its requests (see {px.log})")
+
+
 def copy_case(
-    name: str, work: Path, w: Workload, source: dict[str, object], remote: str, srv: Server | None
+    name: str,
+    work: Path,
+    w: Workload,
+    source_for: Callable[[int | None], dict[str, object]],
+    remote: str,
+    port: int | None,
+    cfg: Settings,
+    proxy: Proxy | None = None,
 ) -> list[Timing]:
-    timings = []
-    total, migrate_only = residency_copy(work, source, w)
-    timings.append(Timing(f"{name}: residency adopt+plan+migrate", total, w.objects, w.bytes))
-    timings.append(Timing(f"{name}: residency migrate", migrate_only, w.objects, w.bytes))
-    for label, extra in (("rclone default", []), ("rclone --transfers 32", ["--transfers", "32"])):
+    """residency end to end, residency migrate, rclone default, rclone tuned (in this order)."""
+    with endpoint(port, proxy) as (p, px):
+        total, migrate_only = residency_copy(work, source_for(p), w, cfg)
+    timings = [
+        Timing(
+            f"{name}: residency adopt+plan+migrate",
+            total,
+            w.objects,
+            w.bytes,
+            proxy_requests(px),
+        ),
+        Timing(f"{name}: residency migrate -j {cfg.jobs}", migrate_only, w.objects, w.bytes),
+    ]
+    for label, extra in (
+        ("rclone default", []),
+        (f"rclone {' '.join(RCLONE_TUNED)}", RCLONE_TUNED),
+    ):
         dst = work / f"rclone-{uuid.uuid4().hex[:6]}"
-        seconds = rclone(["copy", remote, str(dst), *extra], srv)
-        timings.append(Timing(f"{name}: {label}", seconds, w.objects, w.bytes))
+        with endpoint(port, proxy) as (p, px):
+            seconds = rclone(["copy", remote, str(dst), *extra], p, cfg.limit)
+        copied = sum(1 for f in dst.rglob("*") if f.is_file())
+        if copied != w.objects:
+            raise BenchError(f"{label} copied {copied} objects, expected {w.objects}")
+        timings.append(Timing(f"{name}: {label}", seconds, w.objects, w.bytes, proxy_requests(px)))
         shutil.rmtree(dst, ignore_errors=True)
     return timings
+
+
+def s3_source(port: int | None, bucket: str) -> dict[str, object]:
+    return {
+        "name": SRC,
+        "provider": "alibaba",
+        "region": "ap-southeast-1",
+        "scheme": "s3",
+        "options": {
+            "bucket": bucket,
+            "endpoint": f"http://127.0.0.1:{port}",
+            "region": "us-east-1",
+            "access_key_id": "testing",
+            "secret_access_key": "testing",
+            "root": "/",
+            "disable_config_load": "true",
+            "disable_ec2_metadata": "true",
+        },
+    }
+
+
+@contextlib.contextmanager
+def latency_proxy(upstream: Server, work: Path, latency_ms: float) -> Iterator[Server]:
+    """bench/_latency_proxy.py in front of `upstream`, as a server the bench stops."""
+    port = free_port()
+    argv = [
+        sys.executable,
+        str(BENCH / "_latency_proxy.py"),
+        "--port",
+        str(port),
+        "--upstream-port",
+        str(upstream.port),
+        "--latency-ms",
+        str(latency_ms),
+    ]
+    with server(f"latency-proxy-{port}", argv, port, work) as srv:
+        yield srv
 
 
 def bench_plan(work: Path, n: int) -> float:
@@ -282,19 +384,33 @@ def workdir(keep: bool) -> Iterator[Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sets, under a few minutes")
+    parser.add_argument("--quick", action="store_true", help="small sets, about 3 minutes")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
-    parser.add_argument("--only", default="fs,moto,plan", help="cases: fs, moto, plan")
+    parser.add_argument(
+        "--only", default="fs,moto,latency,plan", help="cases: fs, moto, latency, plan"
+    )
+    parser.add_argument(
+        "--latency-ms", type=float, default=40.0, help="delay per request in the latency case"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=32, help="residency migrate -j (rclone tuned: 32 transfers)"
+    )
     args = parser.parse_args()
     if args.quick:
         w, plan_n = Workload(2000, 16 * KIB, 2, 16 * MIB), 200_000
+        cfg = Settings(jobs=args.jobs, limit=300)
     else:
         w, plan_n = Workload(20_000, 16 * KIB, 20, 64 * MIB), 1_000_000
+        cfg = Settings(jobs=args.jobs, limit=1800)
     only = set(args.only.split(","))
+    unknown = only - {"fs", "moto", "latency", "plan"}
+    if unknown:
+        parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
     print(describe_machine())
-    print(f"workload: {w.describe()}")
+    print(f"workload: {w.describe()}; residency migrate -j {cfg.jobs}")
     timings: list[Timing] = []
     ratios: list[Ratio] = []
+    started = time.perf_counter()
     with workdir(args.keep) as work:
         src = work / "src"
         make_files(src, w)
@@ -304,6 +420,7 @@ def main() -> None:
             ratios.append(ratio(f"{name} vs rclone default (speed)", default, res, at_least=2))
             ratios.append(ratio(f"{name} vs rclone tuned (speed)", tuned, res, at_least=1))
 
+        source: dict[str, object]
         if "fs" in only:
             source = {
                 "name": SRC,
@@ -312,10 +429,10 @@ def main() -> None:
                 "scheme": "fs",
                 "options": {"root": str(src)},
             }
-            t = copy_case("fs->fs", work, w, source, str(src), None)
+            t = copy_case("fs->fs", work, w, lambda _: source, str(src), None, cfg)
             timings += t
             add_ratios("fs->fs", t)
-        if "moto" in only:
+        if only & {"moto", "latency"}:
             with moto_server(work) as srv:
                 import boto3
 
@@ -327,30 +444,28 @@ def main() -> None:
                     aws_secret_access_key="testing",
                     region_name="us-east-1",
                 ).create_bucket(Bucket=bucket)
-                upload_dir(srv, bucket, src)
-                source = {
-                    "name": SRC,
-                    "provider": "alibaba",
-                    "region": "ap-southeast-1",
-                    "scheme": "s3",
-                    "options": {
-                        "bucket": bucket,
-                        "endpoint": f"http://127.0.0.1:{srv.port}",
-                        "region": "us-east-1",
-                        "access_key_id": "testing",
-                        "secret_access_key": "testing",
-                        "root": "/",
-                        "disable_config_load": "true",
-                        "disable_ec2_metadata": "true",
-                    },
-                }
-                t = copy_case("moto->fs", work, w, source, f"moto:{bucket}", srv)
-                timings += t
-                add_ratios("moto->fs", t)
+                # Uploaded once, straight to moto. A residency move releases its sources to
+                # the sweep (never run here), so every later run reads the same objects.
+                upload_dir(srv, bucket, src, cfg.limit)
+                remote = f"moto:{bucket}"
+
+                def source_for(port: int | None) -> dict[str, object]:
+                    return s3_source(port, bucket)
+
+                if "moto" in only:
+                    t = copy_case("moto->fs", work, w, source_for, remote, srv.port, cfg)
+                    timings += t
+                    add_ratios("moto->fs", t)
+                if "latency" in only:
+                    name = f"moto->fs +{args.latency_ms:g}ms"
+                    proxy = functools.partial(latency_proxy, srv, work, args.latency_ms)
+                    t = copy_case(name, work, w, source_for, remote, None, cfg, proxy)
+                    timings += t
+                    add_ratios(name, t)
         if timings:
             print_table(
-                "Copies (residency also verifies every copy)",
-                ("run", "time", "objects", "bytes"),
+                "Copies (see bench/README.md for what each side verifies)",
+                ("run", "time", "objects", "bytes", "requests/object"),
                 [x.row() for x in timings],
             )
         if "plan" in only:
@@ -364,6 +479,7 @@ def main() -> None:
                 ratio("plan time / 30 s per 1M objects", seconds * 1e6 / plan_n, 30, at_most=1)
             )
     print_ratios(ratios)
+    print(f"\ntotal bench time: {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

@@ -46,8 +46,10 @@ class _FlakyStore:
     def name(self) -> str:
         return self.inner.name
 
-    async def open_writer(self, key: str) -> BlobWriter:
-        writer = await self.inner.open_writer(key)
+    async def open_writer(
+        self, key: str, *, part_size: int | None = None, concurrency: int = 1
+    ) -> BlobWriter:
+        writer = await self.inner.open_writer(key, part_size=part_size, concurrency=concurrency)
         if next(self.spec.calls) % self.spec.every == 0:
             self.spec.failures += 1
             await writer.abort()
@@ -216,8 +218,10 @@ class _LoggedStore(_FlakyStore):
     def __init__(self, inner: BlobStore, log: RangeLog) -> None:
         self.inner, self.log = inner, log
 
-    async def open_writer(self, key: str) -> BlobWriter:
-        return await self.inner.open_writer(key)
+    async def open_writer(
+        self, key: str, *, part_size: int | None = None, concurrency: int = 1
+    ) -> BlobWriter:
+        return await self.inner.open_writer(key, part_size=part_size, concurrency=concurrency)
 
     async def open_reader(self, key: str, offset: int, length: int | None) -> BlobReader:
         self.log.reads.append((offset, length))
@@ -298,3 +302,30 @@ async def test_batcher_groups_submissions_and_routes_each_result() -> None:
     with pytest.raises(RuntimeError, match="database gone"):
         await batcher.submit(99)
     assert await batcher.submit(8) == 80  # a failed batch does not stop the next
+
+
+async def test_a_lingering_batcher_flushes_as_soon_as_a_batch_is_full() -> None:
+    import asyncio
+
+    from residency.migrate.batch import Batcher
+
+    batches: list[list[int]] = []
+
+    async def flush(items: list[int]) -> list[int]:
+        batches.append(items)
+        return [i + 1 for i in items]
+
+    # A whole minute of linger, but three items fill the batch: no waiting for the rest.
+    batcher: Batcher[int, int] = Batcher(flush, max_items=3, linger=60.0)
+    got = await asyncio.wait_for(asyncio.gather(*(batcher.submit(i) for i in range(3))), timeout=30)
+    assert got == [1, 2, 3]
+    assert batches == [[0, 1, 2]]
+    # One item waits for company, until the batcher is told that none is coming.
+    lone = asyncio.create_task(batcher.submit(7))
+    await asyncio.sleep(0.01)
+    assert batches == [[0, 1, 2]]
+    batcher.stop_lingering()
+    assert await asyncio.wait_for(lone, timeout=30) == 8
+    assert batches == [[0, 1, 2], [7]]
+    with pytest.raises(ValueError, match="linger"):
+        Batcher(flush, linger=-1)

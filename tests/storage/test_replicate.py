@@ -157,8 +157,10 @@ class _Counting:
         class Store:
             name = inner.name
 
-            async def open_writer(self, key: str) -> BlobWriter:
-                writer = await inner.open_writer(key)
+            async def open_writer(
+                self, key: str, *, part_size: int | None = None, concurrency: int = 1
+            ) -> BlobWriter:
+                writer = await inner.open_writer(key, part_size=part_size, concurrency=concurrency)
 
                 class Writer:
                     async def write(self, data: bytes) -> None:

@@ -13,10 +13,12 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from residency.cli.common import cli_settings
@@ -32,6 +34,7 @@ from residency.config import Settings
 
 if TYPE_CHECKING:
     from residency.meta import Database
+    from residency.migrate.engine import EngineOptions
     from residency.storage import Location
 
 T = TypeVar("T")
@@ -42,8 +45,15 @@ CONFIG_OPTION = typer.Option(
 DATA_DIR_OPTION = typer.Option(None, "--data-dir", help="Where the database lives.")
 BUCKET_OPTION = typer.Option(None, "--bucket", "-b", help="Only this bucket.")
 POLICY_OPTION = typer.Option(
-    None, "--policy", "-p", help="Policy file or preset:NAME [the configured policy]."
+    None, "--policy", "-p", help="Policy file or preset:NAME (default: the configured policy)."
 )
+
+
+class Engine(StrEnum):
+    """Who runs `residency migrate`: this process, or a Ray cluster."""
+
+    local = "local"
+    ray = "ray"
 
 
 def register(app: typer.Typer) -> None:
@@ -229,11 +239,28 @@ def migrate_cmd(
         None, "--max-rps", min=0.1, help="Storage requests per second, all streams."
     ),
     attempts: int = typer.Option(5, "--attempts", min=1, help="Tries per object."),
+    engine: Engine = typer.Option(
+        Engine.local, "--engine", help="local: this process; ray: Ray tasks, one per plan shard."
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        help="Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT (default: a local one).",
+    ),
+    ray_tasks: int | None = typer.Option(
+        None,
+        "--ray-tasks",
+        min=1,
+        max=512,
+        help="Plan shards, one Ray task each (default: CPUs in the cluster); keep it to resume.",
+    ),
     config: Path | None = CONFIG_OPTION,
     data_dir: Path | None = DATA_DIR_OPTION,
     json_out: bool = typer.Option(False, "--json", help="Progress and result as JSON lines."),
 ) -> None:
     """Execute a plan: copy, verify, release sources. Re-run the same plan to resume."""
+    if engine is not Engine.ray and (ray_address is not None or ray_tasks is not None):
+        fail("--ray-address and --ray-tasks need --engine ray")
     from residency.migrate.engine import EngineOptions, Migrator
     from residency.migrate.journal import load_plan, run_counts
     from residency.migrate.units import parse_rate
@@ -248,6 +275,10 @@ def migrate_cmd(
     locations = _locations(settings)
 
     async def work(db: Database) -> tuple[Any, Any, Any]:
+        if engine is Engine.ray:
+            return await _migrate_on_ray(
+                db, settings, plan, options, ray_address, ray_tasks, json_out
+            )
         header, _new = await load_plan(db, plan)
         before = await run_counts(db, header.id)
         reporter = _Reporter(json_out, before)
@@ -279,12 +310,35 @@ def migrate_cmd(
         )
         for f in failures:
             err_console.print(
-                f"[red]failed:[/] {f['bucket']}/{f['key']}: {f['error']}",
+                "[red]failed:[/] " + escape(f"{f['bucket']}/{f['key']}: {f['error']}"),
                 highlight=False,
                 soft_wrap=True,
             )
     if result.failures:
         raise typer.Exit(EXIT_FINDINGS)
+
+
+async def _migrate_on_ray(
+    db: Database,
+    settings: Settings,
+    plan: Path,
+    options: EngineOptions,
+    address: str | None,
+    tasks: int | None,
+    json_out: bool,
+) -> tuple[Any, Any, Any]:
+    """The plan's shards as Ray tasks; the same progress, result and exit code as local."""
+    from residency.migrate.ray_engine import RayEngineError, RayMigration
+
+    try:
+        async with RayMigration(settings, options, address=address, tasks=tasks) as ray_run:
+            header, before = await ray_run.prepare(db, plan)
+            reporter = _Reporter(json_out, before)
+            with reporter:
+                result = await ray_run.run(lambda outcome, n: reporter.update(None, outcome, n))
+            return header, result, await ray_run.counts(db)
+    except RayEngineError as exc:
+        fail(str(exc))
 
 
 class _Reporter:
@@ -433,19 +487,37 @@ def adopt_cmd(
     location: str = typer.Argument(..., help="A configured location holding the blobs."),
     bucket: str = typer.Option(..., "--bucket", "-b", help="Residency bucket to adopt into."),
     prefix: str = typer.Option("", "--prefix", help="Only keys starting with this."),
-    rules: Path | None = typer.Option(None, "--rules", help="rules.yaml: prefix/regex → class."),
+    rules: Path | None = typer.Option(
+        None,
+        "--rules",
+        help="rules.yaml: key prefix/regex, object metadata or (s3) tags → class/subject/count.",
+    ),
     lookup: Path | None = typer.Option(
         None, "--lookup", help="key → class/subject/count as CSV or JSONL."
     ),
     tenant: str | None = typer.Option(
         None, "--tenant", help="Create the bucket for this tenant if it does not exist."
     ),
+    concurrency: int = typer.Option(
+        16,
+        "--concurrency",
+        "-j",
+        min=1,
+        max=1024,
+        help="Metadata/tag reads in flight (one request per object, only for such rules).",
+    ),
     policy: str | None = POLICY_OPTION,
     config: Path | None = CONFIG_OPTION,
     data_dir: Path | None = DATA_DIR_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Inventory an existing bucket (native key layout) into residency, without copying."""
+    """Inventory an existing bucket (native key layout) into residency, without copying.
+
+    Rules (first hit wins per field, after --lookup) match on the key (prefix, regex), on
+    user metadata (`metadata: {name: value}`; x-amz-meta-* on s3, user.* xattrs on fs) and on
+    s3 object tags (`tags: {name: value}`); `from_metadata: true` / `from_tags: true` take the
+    class and subject the object carries in residency-class / residency-subject.
+    """
     from residency.migrate.adopt import (
         AdoptError,
         Classifier,
@@ -472,7 +544,9 @@ def adopt_cmd(
     async def work(db: Database) -> Any:
         if tenant is not None:
             await _ensure_bucket(db, tenant, bucket)
-        return await adopt_location(db, locations[location], bucket, classifier, prefix=prefix)
+        return await adopt_location(
+            db, locations[location], bucket, classifier, prefix=prefix, concurrency=concurrency
+        )
 
     result = _run(settings, work)
     data = {
@@ -498,7 +572,9 @@ def adopt_cmd(
         for cls, n in sorted(result.by_class.items()):
             console.print(f"  {cls}: {n:,}", highlight=False)
         for k, e in result.errors:
-            err_console.print(f"[red]not adopted:[/] {k}: {e}", highlight=False, soft_wrap=True)
+            err_console.print(
+                "[red]not adopted:[/] " + escape(f"{k}: {e}"), highlight=False, soft_wrap=True
+            )
     if result.errors:
         raise typer.Exit(EXIT_FINDINGS)
 

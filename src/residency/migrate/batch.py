@@ -14,11 +14,12 @@ The SQL is core `executemany` against meta's tables (the batch counterparts of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, select, true, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from residency.audit import MIGRATION_STEP, append_many
@@ -76,10 +77,11 @@ _SET_CHECKSUMS = (
     update(_VERSIONS)
     .where(_VERSIONS.c.id == bindparam("ov_id"))
     .values(
-        md5=bindparam("new_md5"),
-        sha256=bindparam("new_sha256"),
-        crc32c=bindparam("new_crc32c"),
-        crc32=bindparam("new_crc32"),
+        # A copy computes only some checksums: keep what is recorded for the others.
+        md5=func.coalesce(bindparam("new_md5"), _VERSIONS.c.md5),
+        sha256=func.coalesce(bindparam("new_sha256"), _VERSIONS.c.sha256),
+        crc32c=func.coalesce(bindparam("new_crc32c"), _VERSIONS.c.crc32c),
+        crc32=func.coalesce(bindparam("new_crc32"), _VERSIONS.c.crc32),
         etag=bindparam("new_etag"),
     )
 )
@@ -103,17 +105,28 @@ class Retry(TransientError):
 
 class Batcher(Generic[T, R]):
     """Runs `flush` over whatever was submitted while the previous flush ran (at most
-    `max_items` at once); each submitter gets its own result or exception back."""
+    `max_items` at once); each submitter gets its own result or exception back.
+
+    With `linger`, a batch that is not full waits up to that many seconds for more items:
+    a flush has a fixed cost (a transaction, a dozen statements), and when items trickle in
+    (a slow source) flushing each handful would spend most of the time on that cost.
+    """
 
     def __init__(
         self,
         flush: Callable[[list[T]], Awaitable[Sequence[R | BaseException]]],
         max_items: int = 200,
+        *,
+        linger: float = 0.0,
     ) -> None:
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
+        if linger < 0:
+            raise ValueError("linger must not be negative")
         self._flush = flush
         self._max = max_items
+        self._linger = linger
+        self._full = asyncio.Event()
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
@@ -122,14 +135,25 @@ class Batcher(Generic[T, R]):
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
+        if len(self._pending) >= self._max:
+            self._full.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain())
         return await future
+
+    def stop_lingering(self) -> None:
+        """Flush without waiting from now on (no more items are coming in bulk)."""
+        self._linger = 0.0
+        self._full.set()
 
     async def _drain(self) -> None:
         while self._pending:
             # Let workers that are ready to submit do so before the batch is cut.
             await asyncio.sleep(0)
+            if self._linger and len(self._pending) < self._max:
+                self._full.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), self._linger)
             batch, self._pending = self._pending[: self._max], self._pending[self._max :]
             live = [(item, fut) for item, fut in batch if not fut.cancelled()]
             if not live:
@@ -434,17 +458,17 @@ def _fill_checksums(ch: _Changes, obj: Obj, digests: list[dict[str, Any]]) -> No
     ch.segment_etags.extend(
         {"segment_id": seg.id, "new_etag": d["md5"]}
         for seg, d in zip(obj.segments, digests, strict=True)
-        if not seg.etag
+        if not seg.etag and d.get("md5")
     )
     if len(digests) == 1 and obj.sha256 is None:
         d = digests[0]
         ch.checksums.append(
             {
                 "ov_id": obj.id,
-                "new_md5": d["md5"],
-                "new_sha256": d["sha256"],
-                "new_crc32c": d["crc32c"],
-                "new_crc32": d["crc32"],
-                "new_etag": obj.etag or d["md5"],
+                "new_md5": d.get("md5"),
+                "new_sha256": d.get("sha256"),
+                "new_crc32c": d.get("crc32c"),
+                "new_crc32": d.get("crc32"),
+                "new_etag": obj.etag or d.get("md5") or "",
             }
         )

@@ -5,9 +5,15 @@ One action (one object) goes through these steps:
 1. Read the object (batched with other workers' reads). Register write intents for the
    destination blobs in a committed transaction (batched too) before the first byte: the
    sweep reclaims them if we die.
-2. Copy: stream the source once into all destinations (`write_replicated`: parallel,
-   all-or-nothing, checksummed once, throttled), then re-stat and re-read every destination
-   blob and compare size and checksums. At most `concurrency` objects are in this step.
+2. Copy and verify: read the source once and write it to all destinations, all or nothing,
+   hashing the bytes as they are written. A small blob is copied whole in one worker-thread
+   hop (`copy_whole`: one GET, one PUT and one stat per destination); a larger one streams
+   (`replicate_stream`: ranged reads from the source, multipart uploads with parallel parts to
+   an object store). A copy is verified when every byte was written, every writer closed
+   successfully, each destination reports the size written, and the digests computed over
+   those bytes match the checksums recorded for the source (SHA-256 is always computed; the
+   audit records it). Re-reading the destination is `residency verify --deep`'s job. At most
+   `concurrency` objects are in this step.
 3. Commit (batched): one transaction re-reads the objects, clears the intents, records the
    destination placements as `verified`, releases the sources a move leaves behind, journals
    each action's new state and appends one `migration_step` audit entry per placement change
@@ -33,9 +39,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,7 +73,6 @@ from residency.migrate.limits import TokenBucket, throttled
 from residency.migrate.models import MigrationAction
 from residency.migrate.ranges import ranged_read
 from residency.storage import (
-    BlobInfo,
     BlobNotFound,
     Hasher,
     InvalidBlobKey,
@@ -73,8 +80,12 @@ from residency.storage import (
     StorageConfigError,
     StorageError,
     StoragePermissionDenied,
-    write_replicated,
+    Written,
+    copy_whole,
+    replicate_stream,
+    whole_copy_possible,
 )
+from residency.storage.checksums import Algorithm
 
 __all__ = ["ActionFailure", "EngineOptions", "Migrator", "RunResult"]
 
@@ -94,11 +105,23 @@ class EngineOptions:
     backoff_max: float = 30.0
     batch_size: int = 200
     """most objects per metadata transaction"""
+    batch_linger: float = 0.2
+    """seconds a metadata batch that is not full waits for more objects (fewer, fuller
+    transactions when objects trickle in from a slow source)"""
     range_threshold: int = 64 << 20
     """blobs larger than this are read from the source as concurrent ranges"""
     range_size: int = 16 << 20
     range_streams: int = 4
     """ranges in flight per large blob (memory: range_size x range_streams per blob)"""
+    whole_threshold: int = 1 << 20
+    """blobs up to this size are copied whole in one worker-thread hop (memory: one blob per
+    copy slot, no more than a streamed copy's chunk)"""
+    part_size: int = 8 << 20
+    """object-store destinations take a larger blob as a multipart upload of such parts"""
+    part_streams: int = 4
+    """parts uploaded at once per blob and destination (memory: part_size x (part_streams + 1))"""
+    large_concurrency: int = 4
+    """blobs over `whole_threshold` streamed at once, which bounds the memory above"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,14 +152,26 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def _digest_record(info: BlobInfo) -> dict[str, Any]:
-    return {
-        "size": info.size,
-        "md5": info.md5.hex(),
-        "sha256": _b64(info.sha256),
-        "crc32c": _b64(info.crc32c),
-        "crc32": _b64(info.crc32),
-    }
+def _digest_record(written: Written) -> dict[str, Any]:
+    record: dict[str, Any] = {"size": written.size}
+    for name, raw in written.digests.items():
+        record[name] = raw.hex() if name == "md5" else _b64(raw)
+    return record
+
+
+def _algorithms(obj: Obj, seg: Blob) -> tuple[Algorithm, ...]:
+    """What a copy of `seg` computes: SHA-256 (the audit records it), every checksum recorded
+    for the source (so a corrupt source is caught), and MD5 where an ETag is still missing."""
+    single = len(obj.segments) == 1
+    wanted: list[Algorithm] = ["sha256"]
+    recorded_md5 = (
+        bool(obj.md5 and "-" not in obj.md5) if single else len(seg.etag.strip('"')) == 32
+    )
+    if recorded_md5 or not seg.etag or (single and not obj.etag):
+        wanted.append("md5")
+    if single and obj.crc32c:
+        wanted.append("crc32c")
+    return tuple(wanted)
 
 
 def _is_minted(key: str) -> bool:
@@ -170,10 +205,16 @@ class Migrator:
         self.result = RunResult()
         self._write_lock = asyncio.Lock() if db.is_sqlite else None
         self._copying = asyncio.Semaphore(self.options.concurrency)
-        size = self.options.batch_size
-        self._loader: Batcher[MigrationAction, Obj | None] = Batcher(self._load_batch, size)
-        self._intents: Batcher[list[BlobRef], None] = Batcher(self._intents_batch, size)
-        self._committer: Batcher[CommitJob, str] = Batcher(self._commit_batch, size)
+        self._large = asyncio.Semaphore(max(1, self.options.large_concurrency))
+        self._pool: ThreadPoolExecutor | None = None
+        size, linger = self.options.batch_size, self.options.batch_linger
+        self._loader: Batcher[MigrationAction, Obj | None] = Batcher(
+            self._load_batch, size, linger=linger
+        )
+        self._intents: Batcher[list[BlobRef], None] = Batcher(
+            self._intents_batch, size, linger=linger
+        )
+        self._committer: Batcher[CommitJob, str] = Batcher(self._commit_batch, size, linger=linger)
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncSession]:
@@ -200,12 +241,19 @@ class Migrator:
                     await queue.put(action)
             for _ in range(workers):
                 await queue.put(None)
+            # The last actions are in flight: batches that wait for more only delay the end.
+            for batcher in (self._loader, self._intents, self._committer):
+                batcher.stop_lingering()
 
         async def work() -> None:
             while (action := await queue.get()) is not None:
                 await self._execute(action)
 
-        await asyncio.gather(produce(), *(work() for _ in range(workers)))
+        with ThreadPoolExecutor(
+            self.options.concurrency, thread_name_prefix="residency-copy"
+        ) as self._pool:
+            await asyncio.gather(produce(), *(work() for _ in range(workers)))
+        self._pool = None
         if not self.result.failures:
             await finish_run(self.db, run_id)
         return self.result
@@ -366,21 +414,58 @@ class Migrator:
             digests: list[dict[str, Any]] = []
             copied = 0
             for seg, key in zip(obj.segments, keys, strict=True):
-                await self._rate(len(dsts))
-                chunks = throttled(self._source_bytes(source, seg), self.bandwidth)
                 try:
-                    info = await write_replicated(dsts, key, chunks, expect_size=seg.size)
+                    written = await self._copy_blob(source, seg, dsts, key, _algorithms(obj, seg))
                 except BlobNotFound as exc:
                     if exc.location == source.name:
                         raise ActionError(f"source blob missing: {exc}") from None
                     raise
-                self._check_source_digest(obj, seg, info)
-                digests.append({"key": key, **_digest_record(info)})
-                copied += info.size * len(dsts)
+                self._check_source_digest(obj, seg, written)
+                digests.append({"key": key, **_digest_record(written)})
+                copied += written.size * len(dsts)
             self.result.copied_bytes += copied
             self._report(action, "copied", copied)
-            await self._verify_copies(dsts, keys, digests)
         return CommitJob(action, "place" if kept else "move", obj, targets, keys, digests=digests)
+
+    async def _copy_blob(
+        self,
+        source: Location,
+        seg: Blob,
+        dsts: Sequence[Location],
+        key: str,
+        algorithms: Sequence[Algorithm],
+    ) -> Written:
+        """Copy one blob to every destination and check the sizes stored there."""
+        opts = self.options
+        small = seg.size <= min(opts.whole_threshold, opts.range_threshold)
+        if small and self._pool is not None and whole_copy_possible([source, *dsts]):
+            await self._rate(1 + 2 * len(dsts))  # GET, then PUT and stat per destination
+            if self.bandwidth is not None:
+                await self.bandwidth.take(seg.size)
+            copy = functools.partial(
+                copy_whole, source, seg.key, dsts, key, size=seg.size, algorithms=algorithms
+            )
+            return await asyncio.get_running_loop().run_in_executor(self._pool, copy)
+        async with self._large:
+            await self._rate(len(dsts))
+            written = await replicate_stream(
+                dsts,
+                key,
+                throttled(self._source_bytes(source, seg), self.bandwidth),
+                algorithms=algorithms,
+                expect_size=seg.size,
+                part_size=opts.part_size,
+                concurrency=opts.part_streams,
+            )
+        for dst in dsts:
+            await self._rate()
+            stored = (await dst.stat(key)).size
+            if stored != written.size:
+                raise TransientError(
+                    f"verification failed at {dst.name}: blob {key} has {stored} bytes, "
+                    f"wrote {written.size}"
+                )
+        return written
 
     async def _source_bytes(self, source: Location, seg: Blob) -> AsyncIterator[bytes]:
         opts = self.options
@@ -458,18 +543,18 @@ class Migrator:
                     "not overwriting it"
                 )
 
-    def _check_source_digest(self, obj: Obj, seg: Blob, info: BlobInfo) -> None:
+    def _check_source_digest(self, obj: Obj, seg: Blob, written: Written) -> None:
         """Never propagate a corrupt source: compare with what was recorded at write time."""
+        d = written.digests
         recorded: list[tuple[str, str | None, str]] = []
         if len(obj.segments) == 1:
-            recorded += [
-                ("sha256", obj.sha256, _b64(info.sha256)),
-                ("crc32c", obj.crc32c, _b64(info.crc32c)),
-            ]
+            recorded.append(("sha256", obj.sha256, _b64(d["sha256"])))
+            if obj.crc32c:
+                recorded.append(("crc32c", obj.crc32c, _b64(d["crc32c"])))
             if obj.md5 and "-" not in obj.md5:
-                recorded.append(("md5", obj.md5, info.md5.hex()))
-        elif len(seg.etag) == 32:
-            recorded.append(("md5", seg.etag, info.md5.hex()))
+                recorded.append(("md5", obj.md5, d["md5"].hex()))
+        elif len(seg.etag.strip('"')) == 32:
+            recorded.append(("md5", seg.etag, d["md5"].hex()))
         for name, want, got in recorded:
             if want and want.strip('"') != got:
                 raise ActionError(
@@ -480,7 +565,8 @@ class Migrator:
     async def _verify_copies(
         self, dsts: Sequence[Location], keys: list[str], digests: list[dict[str, Any]]
     ) -> None:
-        """Every destination blob re-read and matched before anything is recorded."""
+        """Every destination blob re-read and matched (a copy journaled without its write's
+        verdict: only journals from before batching have those)."""
         for dst in dsts:
             for key, want in zip(keys, digests, strict=True):
                 problem = await self._check_blob(dst, key, want)

@@ -7,7 +7,9 @@ and doubles as an end marker: a plan cut short (planner killed, disk full) is re
 
 from __future__ import annotations
 
+import hashlib
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,9 @@ __all__ = [
     "Unplaceable",
     "iter_plan",
     "read_plan_header",
+    "shard_id",
+    "shard_of",
+    "split_plan",
 ]
 
 PLAN_FORMAT = "residency-plan/1"
@@ -184,3 +189,42 @@ def iter_plan(path: Path) -> Iterator[PlanAction]:
                 )
             except (KeyError, TypeError, ValueError) as exc:
                 raise PlanError(f"{path}:{lineno}: malformed action ({exc})") from None
+
+
+def shard_of(bucket: str, key: str, shards: int) -> int:
+    """The shard an object's actions belong to: stable across runs and machines, and the same
+    for every version of a key, so two shards never work on one object."""
+    return zlib.crc32(f"{bucket}/{key}".encode()) % shards
+
+
+def shard_id(plan_id: str, index: int, shards: int) -> str:
+    """The run id of one shard: readable, and within the journal's 64-character run ids."""
+    base = plan_id if len(plan_id) <= 40 else hashlib.sha256(plan_id.encode()).hexdigest()[:40]
+    return f"{base}-s{index}of{shards}"
+
+
+def split_plan(path: Path, shards: int, directory: Path) -> list[Path]:
+    """Write the plan at `path` as `shards` plans in `directory` (streaming, one pass), each a
+    complete plan of its own whose id is `shard_id(...)`; returns their paths in shard order."""
+    if not 1 <= shards <= 4096:
+        raise ValueError("the number of shards must be between 1 and 4096")
+    header = read_plan_header(path)
+    paths = [directory / f"shard-{i}-of-{shards}.jsonl" for i in range(shards)]
+    counts = [0] * shards
+    files = [p.open("w", encoding="utf-8") for p in paths]
+    try:
+        for i, out in enumerate(files):
+            line = header.to_line()
+            line["id"] = shard_id(header.id, i, shards)
+            write_line(out, line)
+        for action in iter_plan(path):
+            i = shard_of(action.bucket, action.key, shards)
+            write_line(files[i], action.to_line())
+            counts[i] += 1
+        for i, out in enumerate(files):
+            summary = {"shard_of": header.id, "shard": i, "shards": shards, "actions": counts[i]}
+            write_line(out, {"summary": summary})
+    finally:
+        for out in files:
+            out.close()
+    return paths

@@ -10,7 +10,7 @@ import os
 # "not found" expensive; keep panics' backtraces but skip them for ordinary errors.
 os.environ.setdefault("RUST_LIB_BACKTRACE", "0")
 
-from residency.storage.blobs import BlobInfo, BlobStat, validate_key
+from residency.storage.blobs import BlobInfo, BlobStat, Written, validate_key
 from residency.storage.checksums import Hasher
 from residency.storage.connect import open_location, open_locations
 from residency.storage.errors import (
@@ -33,9 +33,10 @@ from residency.storage.layers import (
     timeout,
 )
 from residency.storage.location import BlobStream, Location
-from residency.storage.replicate import write_replicated
+from residency.storage.replicate import replicate_stream, write_replicated
 from residency.storage.store import BlobReader, BlobStore, BlobWriter
 from residency.storage.streams import DEFAULT_CHUNK_SIZE
+from residency.storage.whole import copy_whole, whole_copy_possible
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -58,12 +59,16 @@ __all__ = [
     "StorageConfigError",
     "StorageError",
     "StoragePermissionDenied",
+    "Written",
     "concurrency_limit",
+    "copy_whole",
     "default_layers",
     "open_location",
     "open_locations",
+    "replicate_stream",
     "retry",
     "timeout",
     "validate_key",
+    "whole_copy_possible",
     "write_replicated",
 ]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from residency.storage.checksums import Algorithm
 from residency.storage.errors import InvalidBlobKey
 
-__all__ = ["BlobInfo", "BlobStat", "validate_key"]
+__all__ = ["BlobInfo", "BlobStat", "Written", "validate_key"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,15 @@ class BlobInfo:
     def etag(self) -> str:
         """The S3 ETag of a single-part object: hex MD5, unquoted."""
         return self.md5.hex()
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A completed copy: its size and the digests it was asked for, over exactly the bytes
+    stored (a copy computes only what it verifies, not every checksum a gateway PUT needs)."""
+
+    size: int
+    digests: Mapping[Algorithm, bytes]
 
 
 def validate_key(key: str, *, location: str | None = None) -> str:

@@ -139,9 +139,12 @@ class _FaultStore:
         if op in self._spec.fail:
             raise self._spec.error(op, self.name, key)
 
-    async def open_writer(self, key: str) -> BlobWriter:
+    async def open_writer(
+        self, key: str, *, part_size: int | None = None, concurrency: int = 1
+    ) -> BlobWriter:
         self._maybe_fail("open_writer", key)
-        return _FaultWriter(self, key, await self._inner.open_writer(key))
+        inner = await self._inner.open_writer(key, part_size=part_size, concurrency=concurrency)
+        return _FaultWriter(self, key, inner)
 
     async def open_reader(self, key: str, offset: int, length: int | None) -> BlobReader:
         self._maybe_fail("open_reader", key)

@@ -1,19 +1,24 @@
 """The one backend: a `BlobStore` over an OpenDAL `AsyncOperator`, for every scheme.
 
-Scheme differences stay inside OpenDAL. The only thing added here is the `fs` root guard: OpenDAL
-creates missing parent directories on write, so a deleted (or unmounted) root would silently be
-recreated and reads would look like "not found"; a missing root means the location is down.
+Scheme differences stay inside OpenDAL. Two things are added here: the `fs` root guard (OpenDAL
+creates missing parent directories on write, so a deleted or unmounted root would silently be
+recreated and reads would look like "not found"; a missing root means the location is down),
+and blocking whole-blob calls for worker threads, which on `fs` go straight to the OS
+(`local_io`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import opendal
 
+from residency.storage import local_io
 from residency.storage.blobs import BlobStat
 from residency.storage.errors import (
     BlobNotFound,
@@ -54,24 +59,48 @@ class OpendalStore:
             part_size=self._part_size,
         )
 
+    @cached_property
+    def blocking(self) -> opendal.Operator:
+        """The same operator (layers included) for blocking calls from a worker thread.
+
+        OpenDAL releases the GIL while a blocking call waits on IO, so a thread can read, hash
+        and write a small blob in one hop instead of a dozen event-loop round trips.
+        """
+        return self.operator.to_operator()
+
+    def _root_missing(self) -> bool:
+        return self._fs_root is not None and not os.path.isdir(self._fs_root)
+
     def _guard(self, key: str | None) -> None:
-        if self._fs_root is not None and not self._fs_root.is_dir():
+        """Before an operation that would succeed on a missing root (a write recreates it, a
+        delete or a listing finds nothing): the location is down, not empty. Reads and stats
+        need no guard: they fail on a missing root, and `_error` tells why."""
+        if self._root_missing():
             raise LocationUnavailable(
                 f"root directory {self._fs_root} is missing", location=self._name, key=key
             )
 
     def _error(self, exc: Exception, key: str | None, op: str) -> StorageError:
-        if self._fs_root is not None and not self._fs_root.is_dir():
+        if self._root_missing():
             return LocationUnavailable(
                 f"root directory {self._fs_root} is missing", location=self._name, key=key
             )
         return map_opendal_error(exc, location=self._name, key=key, op=op)
 
-    async def open_writer(self, key: str) -> _Writer:
+    def _write_options(self, part_size: int | None, concurrency: int) -> dict[str, Any]:
+        """Object stores upload in parts (`concurrency` of them at once); local disks stream."""
+        if self._part_size is None:
+            return {}
+        options: dict[str, Any] = {"chunk": part_size or self._part_size}
+        if concurrency > 1:
+            options["concurrent"] = concurrency
+        return options
+
+    async def open_writer(
+        self, key: str, *, part_size: int | None = None, concurrency: int = 1
+    ) -> _Writer:
         self._guard(key)
-        options: dict[str, Any] = {}
-        if self._part_size is not None:
-            options["chunk"] = self._part_size
+        options = self._write_options(part_size, concurrency)
         try:
             file = await self.operator.open(key, "wb", **options)
         except Exception as exc:
@@ -79,7 +108,6 @@ class OpendalStore:
         return _Writer(self, key, file)
 
     async def open_reader(self, key: str, offset: int, length: int | None) -> _Reader:
-        self._guard(key)
         options: dict[str, Any] = {"offset": offset}
         if length is not None:
             options["size"] = length
@@ -90,7 +118,6 @@ class OpendalStore:
         return _Reader(self, key, file, offset, length)
 
     async def stat(self, key: str) -> BlobStat:
-        self._guard(key)
         try:
             meta = await self.operator.stat(key)
         except Exception as exc:
@@ -133,6 +160,49 @@ class OpendalStore:
             if not isinstance(err, LocationUnavailable):
                 err = LocationUnavailable(err.detail, location=self._name)
             raise err from exc
+
+    # --- blocking calls, for worker threads (see `blocking`) -------------------------------
+    # On `fs` they go straight to the OS (`local_io`): OpenDAL's blocking `fs` runs the async
+    # backend on its runtime, several thread handoffs per call.
+
+    def read_bytes(self, key: str) -> bytes:
+        """The whole blob in one request (one GET on an object store, no HEAD first)."""
+        if self._fs_root is not None:
+            return local_io.read_file(self._fs_root, self._name, key)
+        try:
+            return self.blocking.read(key)
+        except Exception as exc:
+            raise self._error(exc, key, "read") from exc
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """The whole blob in one request (one PUT); durable when this returns."""
+        self._guard(key)
+        if self._fs_root is not None:
+            local_io.write_file(self._fs_root, self._name, key, data)
+            return
+        try:
+            self.blocking.write(key, data)
+        except Exception as exc:
+            raise self._error(exc, key, "write") from exc
+
+    def size_of(self, key: str) -> int:
+        if self._fs_root is not None:
+            return local_io.file_size(self._fs_root, self._name, key)
+        try:
+            meta = self.blocking.stat(key)
+        except Exception as exc:
+            raise self._error(exc, key, "stat") from exc
+        if not meta.is_file:
+            raise BlobNotFound("not a blob (a directory)", location=self._name, key=key)
+        return int(meta.content_length)
+
+    def discard(self, key: str) -> None:
+        """Best-effort delete (an abort's cleanup); the orphan sweep removes what is left."""
+        if self._fs_root is not None:
+            local_io.delete_file(self._fs_root, key)
+            return
+        with contextlib.suppress(Exception):
+            self.blocking.delete(key)
 
 
 class _Writer:

@@ -13,8 +13,8 @@ import asyncio
 from collections.abc import AsyncIterable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
-from residency.storage.blobs import BlobInfo, validate_key
-from residency.storage.checksums import Hasher
+from residency.storage.blobs import BlobInfo, Written, validate_key
+from residency.storage.checksums import ALGORITHMS, Algorithm, Hasher
 from residency.storage.errors import SizeMismatch
 from residency.storage.store import BlobStore, BlobWriter
 from residency.storage.streams import DEFAULT_CHUNK_SIZE, rechunk
@@ -22,7 +22,7 @@ from residency.storage.streams import DEFAULT_CHUNK_SIZE, rechunk
 if TYPE_CHECKING:
     from residency.storage.location import Location
 
-__all__ = ["DEFAULT_QUEUE_DEPTH", "write_replicated", "write_to_stores"]
+__all__ = ["DEFAULT_QUEUE_DEPTH", "replicate_stream", "write_replicated", "write_to_stores"]
 
 DEFAULT_QUEUE_DEPTH = 4
 # Below this, hashing inline is cheaper than a hop to a worker thread.
@@ -56,6 +56,32 @@ async def write_replicated(
     )
 
 
+async def replicate_stream(
+    locations: Sequence[Location],
+    key: str,
+    chunks: AsyncIterable[bytes],
+    *,
+    algorithms: Sequence[Algorithm],
+    expect_size: int | None = None,
+    part_size: int | None = None,
+    concurrency: int = 1,
+) -> Written:
+    """`write_replicated` computing only `algorithms`; object stores upload `part_size` parts,
+    `concurrency` at once (a multipart upload with parallel parts)."""
+    names = [loc.name for loc in locations]
+    if len(set(names)) != len(names):
+        raise ValueError(f"locations must be distinct, got {names}")
+    return await _write(
+        [loc.store for loc in locations],
+        key,
+        chunks,
+        algorithms=algorithms,
+        expect_size=expect_size,
+        part_size=part_size,
+        concurrency=concurrency,
+    )
+
+
 async def write_to_stores(
     stores: Sequence[BlobStore],
     key: str,
@@ -66,6 +92,33 @@ async def write_to_stores(
     queue_depth: int = DEFAULT_QUEUE_DEPTH,
 ) -> BlobInfo:
     """`write_replicated` on bare stores (what `Location.write` uses for one store)."""
+    written = await _write(
+        stores,
+        key,
+        chunks,
+        algorithms=ALGORITHMS,
+        expect_size=expect_size,
+        chunk_size=chunk_size,
+        queue_depth=queue_depth,
+    )
+    d = written.digests
+    return BlobInfo(
+        size=written.size, md5=d["md5"], sha256=d["sha256"], crc32c=d["crc32c"], crc32=d["crc32"]
+    )
+
+
+async def _write(
+    stores: Sequence[BlobStore],
+    key: str,
+    chunks: AsyncIterable[bytes],
+    *,
+    algorithms: Sequence[Algorithm],
+    expect_size: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    queue_depth: int = DEFAULT_QUEUE_DEPTH,
+    part_size: int | None = None,
+    concurrency: int = 1,
+) -> Written:
     if not stores:
         raise ValueError("write needs at least one location")
     if queue_depth < 1:
@@ -75,14 +128,16 @@ async def write_to_stores(
     for store in stores:
         validate_key(key, location=store.name)
 
-    hasher = Hasher()
+    hasher = Hasher(algorithms)
     writers: list[BlobWriter] = []
     tasks: list[asyncio.Task[None]] = []
     in_flight: set[asyncio.Future[None]] = set()
     try:
         # Open one by one so that a failure leaves only the already-opened writers to abort.
         for store in stores:
-            writers.append(await store.open_writer(key))
+            writers.append(
+                await store.open_writer(key, part_size=part_size, concurrency=concurrency)
+            )
         queues: list[asyncio.Queue[bytes | None]] = [
             asyncio.Queue(maxsize=queue_depth) for _ in writers
         ]
@@ -127,14 +182,7 @@ async def write_to_stores(
         await asyncio.gather(*(w.abort() for w in writers), return_exceptions=True)
         raise
 
-    digests = hasher.digests()
-    return BlobInfo(
-        size=hasher.size,
-        md5=digests["md5"],
-        sha256=digests["sha256"],
-        crc32c=digests["crc32c"],
-        crc32=digests["crc32"],
-    )
+    return Written(hasher.size, hasher.digests())
 
 
 async def _to_completion(

@@ -47,7 +47,12 @@ class BlobStore(Protocol):
         """The location name, used in error messages."""
         ...
 
-    async def open_writer(self, key: str) -> BlobWriter: ...
+    async def open_writer(
+        self, key: str, *, part_size: int | None = None, concurrency: int = 1
+    ) -> BlobWriter:
+        """Start a write. Object stores upload it in `part_size` parts, `concurrency` of them
+        in flight (memory: about (concurrency + 1) x part_size); local disks just stream."""
+        ...
 
     async def open_reader(self, key: str, offset: int, length: int | None) -> BlobReader: ...
 
