@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from residency.audit.canonical import (
     GENESIS_HASH,
@@ -97,3 +99,31 @@ def test_timestamps_have_one_spelling() -> None:
     assert format_ts(cet) == format_ts(TS)
     assert format_ts(TS.replace(tzinfo=None)) == format_ts(TS)  # naive means UTC
     assert parse_ts(format_ts(TS)) == TS
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_json_values)
+def test_fast_path_matches_the_explicit_encoder(value: object) -> None:
+    """The C-encoder path and the explicit RFC 8785 encoder agree byte for byte."""
+    from residency.audit.canonical import _encode
+
+    out: list[str] = []
+    try:
+        _encode(value, out, "value")
+        expected: bytes | None = "".join(out).encode("utf-8")
+    except UnicodeEncodeError:
+        expected = None
+    if expected is None:
+        with pytest.raises(CanonicalEncodingError):
+            canonical_json(value)
+    else:
+        assert canonical_json(value) == expected

@@ -101,7 +101,7 @@ async def test_read_target_errors(db: Database, bucket: Bucket) -> None:
         assert version is None
 
 
-async def test_get_is_three_queries(db: Database, bucket: Bucket, put: Put) -> None:
+async def test_get_is_two_queries(db: Database, bucket: Bucket, put: Put) -> None:
     await put(bucket, "k", locations=("a", "b", "c"))
     statements: list[str] = []
 
@@ -114,7 +114,7 @@ async def test_get_is_three_queries(db: Database, bucket: Bucket, put: Put) -> N
             await objects.get_read_target(s, "photos", "k")
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", count)
-    assert len([q for q in statements if q.lstrip().upper().startswith("SELECT")]) == 3
+    assert len([q for q in statements if q.lstrip().upper().startswith("SELECT")]) == 2
 
 
 async def test_replacing_turns_old_blobs_into_garbage(

@@ -3,6 +3,14 @@
 Policies and schema are parsed and validated once (`Authorizer.from_files`, or the cached
 `load_authorizer`); per request only the small entity slice is built and evaluated. Cedar
 semantics: deny unless some permit matches; any matching forbid wins over every permit.
+
+A decision is a pure function of the policies, the principal, the action, the resource and
+the context. An `Authorizer` never changes its policies, and when none of them reads `context`
+(the defaults do not) the context cannot change a decision either, so `authorize` remembers
+decisions per (principal, action, resource): exact, never stale. Principals and resources are
+value objects carrying every attribute Cedar sees, so a changed attribute (a principal made a
+covered person, an object reclassified) is a different key, not a stale hit. Policies that read
+`context` (time, source address, purpose) are evaluated afresh every time.
 """
 
 from __future__ import annotations
@@ -88,6 +96,10 @@ class AccessDecision:
         }
 
 
+DECISION_CACHE_ENTRIES = 16_384
+"""Decisions remembered per `Authorizer` (oldest dropped first); each is a few hundred bytes."""
+
+
 class Authorizer:
     """Evaluates requests against one policy bundle; immutable and safe to share."""
 
@@ -102,6 +114,8 @@ class Authorizer:
         # and validates each request's entity slice (about 15% of a decision, measured).
         self._schema = schema()
         self._categories: dict[str, str] = {}
+        self._decisions: dict[tuple[PrincipalRef, Action, Resource], AccessDecision] = {}
+        self.cache_decisions = not bundle.reads_context
 
     @classmethod
     def from_files(
@@ -175,7 +189,27 @@ class Authorizer:
         resource: Resource,
         context: RequestContext | None = None,
     ) -> AccessDecision:
-        """May `principal` do `action` on `resource`? Pure: no I/O, no state."""
+        """May `principal` do `action` on `resource`? Pure: no I/O (decisions may be cached)."""
+        if not self.cache_decisions:
+            return self._evaluate(principal, action, resource, context)
+        key = (principal, action, resource)
+        found = self._decisions.get(key)
+        if found is not None:
+            (context or RequestContext()).to_cedar()  # a bad context is refused, hit or miss
+            return found
+        decision = self._evaluate(principal, action, resource, context)
+        if len(self._decisions) >= DECISION_CACHE_ENTRIES:
+            self._decisions.pop(next(iter(self._decisions), key), None)  # oldest first
+        self._decisions[key] = decision
+        return decision
+
+    def _evaluate(
+        self,
+        principal: PrincipalRef,
+        action: Action,
+        resource: Resource,
+        context: RequestContext | None,
+    ) -> AccessDecision:
         request, entities = self._request(principal, action, resource, context)
         result = cedarpy.is_authorized(
             request, self.bundle.policy_set, entities_json(entities), self._schema

@@ -158,6 +158,9 @@ class PolicyBundle:
     policy_set: cedarpy.PolicySet
     policies: dict[str, PolicyInfo]
     sources: tuple[str, ...]
+    reads_context: bool = True
+    """Whether any policy mentions `context`; if none does, a decision depends only on the
+    principal, action and resource (what lets `Authorizer` cache decisions)."""
 
     def info(self, policy_id: str) -> PolicyInfo | None:
         return self.policies.get(policy_id)
@@ -206,7 +209,23 @@ def build_bundle(texts: Iterable[tuple[str, str]]) -> PolicyBundle:
     if problems:
         raise PolicyFileError(problems)
     doc = {"staticPolicies": static, "templates": {}, "templateLinks": []}
-    return PolicyBundle(cedarpy.PolicySet.from_json_str(json.dumps(doc)), infos, tuple(sources))
+    return PolicyBundle(
+        cedarpy.PolicySet.from_json_str(json.dumps(doc)),
+        infos,
+        tuple(sources),
+        reads_context=_mentions_context(static),
+    )
+
+
+def _mentions_context(node: Any) -> bool:
+    """True if a policy's JSON form (EST) reads the `context` variable anywhere."""
+    if isinstance(node, dict):
+        if node.get("Var") == "context":
+            return True
+        return any(_mentions_context(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_mentions_context(v) for v in node)
+    return False
 
 
 def load_bundle(paths: Sequence[Path] = (), *, defaults: bool = True) -> PolicyBundle:

@@ -107,12 +107,44 @@ def _encode(value: Any, out: list[str], path: str) -> None:
         )
 
 
+def _plain(value: Any) -> bool:
+    """True when the C encoder's output is already RFC 8785: dicts with ASCII keys (code-point
+    and UTF-16 order agree), lists, strings, bools, None and safe integers, nothing else."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if item is None or kind is str or kind is bool:
+            continue
+        if kind is int:
+            if abs(item) > MAX_SAFE_INTEGER:
+                return False
+        elif kind is dict:
+            for key in item:
+                if type(key) is not str or not key.isascii():
+                    return False
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        else:
+            return False
+    return True
+
+
 def canonical_json(value: Any, *, path: str = "value") -> bytes:
-    """RFC 8785 bytes of `value` (JSON without floats)."""
-    out: list[str] = []
-    _encode(value, out, path)
+    """RFC 8785 bytes of `value` (JSON without floats).
+
+    Audit entries are hashed on every write, so the common case goes through the C encoder;
+    anything `_plain` does not vouch for takes the explicit encoder, which also names the
+    offending path in its error.
+    """
+    if _plain(value):
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    else:
+        out: list[str] = []
+        _encode(value, out, path)
+        text = "".join(out)
     # Lone surrogates have no UTF-8 form: refuse them rather than hash a replacement.
-    text = "".join(out)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:

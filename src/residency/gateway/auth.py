@@ -115,14 +115,13 @@ async def audit_denial(gw: Gateway, identity: Identity, operation: str, target: 
     logged, never turned into a different answer for the client.
     """
     try:
-        async with gw.db.session() as session:
-            await audit_append(
-                session,
-                ACCESS_DENIED,
-                actor=identity.actor,
-                tenant=identity.tenant,
-                target=target,
-                detail={"operation": operation},
-            )
+        await gw.db.write(
+            audit_append,
+            ACCESS_DENIED,
+            actor=identity.actor,
+            tenant=identity.tenant,
+            target=target,
+            detail={"operation": operation},
+        )
     except Exception:
         log.exception("could not audit an access denial for %s", identity.actor)

@@ -73,15 +73,14 @@ async def record_denial(ctx: RequestContext, denial: Denied) -> None:
     if not denial.pending:
         return
     try:
-        async with ctx.gw.db.session() as session:
-            await audit_append(
-                session,
-                denial.kind,
-                actor=ctx.identity.actor,
-                tenant=ctx.identity.tenant,
-                target=denial.target,
-                detail=denial.detail,
-            )
+        await ctx.gw.db.write(
+            audit_append,
+            denial.kind,
+            actor=ctx.identity.actor,
+            tenant=ctx.identity.tenant,
+            target=denial.target,
+            detail=denial.detail,
+        )
         denial.pending = False
     except Exception:
         log.exception("could not audit an access denial for %s", ctx.identity.actor)

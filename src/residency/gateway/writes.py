@@ -13,13 +13,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from residency.audit import append as audit_append
 from residency.audit.kinds import PLACEMENT, REFUSAL
 from residency.gateway import authorize, errors
 from residency.gateway.context import RequestContext
 from residency.gateway.state import Gateway
 from residency.meta.models import Bucket
-from residency.meta.writes import abandon_intents, fresh_blob_key, register_intents
+from residency.meta.repo.blobs import BlobRef, add_garbage, remove_intents
+from residency.meta.writes import fresh_blob_key, register_intents
 from residency.policy import (
     Classification,
     ClassificationError,
@@ -138,15 +141,28 @@ async def decide(
 
 
 async def _audit_refusal(ctx: RequestContext, target: str, detail: dict[str, Any]) -> None:
-    async with ctx.gw.db.session() as session:
-        await audit_append(
-            session,
-            REFUSAL,
-            actor=ctx.identity.actor,
-            tenant=ctx.identity.tenant,
-            target=target,
-            detail=detail,
-        )
+    await ctx.gw.db.write(
+        audit_append,
+        REFUSAL,
+        actor=ctx.identity.actor,
+        tenant=ctx.identity.tenant,
+        target=target,
+        detail=detail,
+    )
+
+
+async def abandon_unwritten(session: AsyncSession, refs: Sequence[BlobRef]) -> None:
+    """A write failed: its blobs whose intents are still there become garbage now.
+
+    A blob without its intent is either committed (a commit removes the intents in the same
+    transaction) or already reclaimed by the sweep: neither may be marked garbage. This keeps
+    a commit that finished in the writer thread after its request was cancelled from having
+    its live blob deleted by the sweep.
+    """
+    missing = await remove_intents(session, refs)
+    unwritten = [ref for ref in refs if ref not in missing]
+    if unwritten:
+        await add_garbage(session, unwritten, reason="write failed")
 
 
 def storage_unavailable(exc: StorageError) -> errors.S3Error:
@@ -163,16 +179,14 @@ async def write_blob(
     """Write a fresh blob to every location (intents first); on failure nothing is left live."""
     blob_key = fresh_blob_key()
     refs = [(name, blob_key) for name in locations]
-    async with gw.db.session() as session:
-        await register_intents(session, refs)
+    await gw.db.write(register_intents, refs)
     try:
         info = await write_replicated(
             [gw.locations[name] for name in locations], blob_key, chunks, expect_size=expect_size
         )
     except BaseException as exc:
         try:
-            async with gw.db.session() as session:
-                await abandon_intents(session, refs)
+            await gw.db.write(abandon_unwritten, refs)
         except Exception:  # the sweep still finds the stale intents
             log.exception("could not record the failed write of %s as garbage", blob_key)
         if isinstance(exc, SizeMismatch):

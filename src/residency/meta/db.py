@@ -16,6 +16,13 @@ Two things keep SQLite fast and calm under concurrency:
 - `read(fn, ...)` runs a whole read-only unit of work (`fn` gets a sync `Session`) in ONE
   worker-thread hop on a plain `sqlite3` connection, instead of a thread hop per statement,
   fetch and commit through aiosqlite. Other databases run `fn` with `AsyncSession.run_sync`.
+- `write(fn, ...)` does the same for a write transaction: `fn` is ordinary async code written
+  against `AsyncSession` (the repo and audit functions), run to completion in ONE hop on the
+  process's writer thread over a plain `sqlite3` connection. Its awaits never suspend there
+  (every statement completes synchronously), so the coroutine is driven by hand; code that
+  would really suspend is a bug and raises `RuntimeError`. Under a busy event loop each
+  aiosqlite hop waits for the loop, and a write transaction holds the lock across all of them,
+  so this is what keeps small writes fast. Other databases run `fn` in a normal `session()`.
 """
 
 from __future__ import annotations
@@ -23,17 +30,17 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, pool, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Result, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidRequestError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -141,12 +148,14 @@ class Database:
         self.engine: AsyncEngine = _create_engine(self.url, kwargs)
         self._write_engine = self.engine
         self._sync_reads: _SyncReads | None = None
+        self._sync_writes: _SyncWrites | None = None
         if self.is_sqlite:
             busy = _busy_timeout(busy_timeout_ms)
             _install_sqlite_hooks(self.engine.sync_engine, busy)
             self._write_engine = self.engine.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
             if _sqlite_file(self.url) is not None:
                 self._sync_reads = _SyncReads(self.url, busy)
+                self._sync_writes = _SyncWrites(self.url, busy, self.engine.sync_engine)
         self._writer = async_sessionmaker(self._write_engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
@@ -199,6 +208,36 @@ class Database:
         async with self.session(write=False) as session:
             return await session.run_sync(call)
 
+    async def write(
+        self,
+        fn: Callable[Concatenate[AsyncSession, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run `await fn(session, *args, **kwargs)` in one write transaction; return its result.
+
+        Committed when `fn` returns, rolled back if it raises, like a `session()` block. On an
+        SQLite file the whole transaction is one hop to the writer thread (see the module
+        docstring): `fn` may await the session and other such functions, nothing else (no
+        sleeps, locks, network), and must not open another session. Returned ORM objects are
+        detached with their loaded attributes.
+        """
+        if self._sync_writes is None:
+            async with self.session() as session:
+                return await fn(session, *args, **kwargs)
+        writes = self._sync_writes
+        lock = self._writer_lock()
+        assert lock is not None  # SQLite always has the writer queue
+        task = asyncio.current_task()
+        if task is not None and self._write_owner is task:
+            raise RuntimeError("a write session was opened inside another one (would deadlock)")
+        async with lock:
+            self._write_owner = task
+            try:
+                return await writes.run(lambda session: fn(session, *args, **kwargs))
+            finally:
+                self._write_owner = None
+
     def _writer_lock(self) -> asyncio.Lock | None:
         """The per-process writer queue for SQLite (one per event loop; none for PostgreSQL)."""
         if not self.is_sqlite:
@@ -219,6 +258,8 @@ class Database:
     async def dispose(self) -> None:
         if self._sync_reads is not None:
             await asyncio.to_thread(self._sync_reads.close)
+        if self._sync_writes is not None:
+            await asyncio.to_thread(self._sync_writes.close)
         await self.engine.dispose()
 
     def __repr__(self) -> str:
@@ -278,6 +319,98 @@ class _SyncReads:
     def close(self) -> None:
         self.executor.shutdown(wait=True)
         self.engine.dispose()
+
+
+class _SyncWrites:
+    """The writer thread: one sqlite3 connection, `BEGIN IMMEDIATE`, for `Database.write`."""
+
+    def __init__(self, async_url: URL, busy_timeout_ms: int, logical: Engine) -> None:
+        self.engine: Engine = create_engine(
+            async_url.set(drivername="sqlite+pysqlite"),
+            poolclass=pool.QueuePool,
+            pool_size=1,
+            max_overflow=0,
+        )
+        _install_sqlite_hooks(self.engine, busy_timeout_ms)
+        self.engine = self.engine.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.logical = logical
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="residency-meta-write")
+
+    async def run(self, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self._in_thread, fn)
+
+    def _in_thread(self, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        with self.sessions() as session, session.begin():
+            facade = _SyncSessionFacade(session, self.logical)
+            return _run_to_completion(fn(cast(AsyncSession, facade)))
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        self.engine.dispose()
+
+
+def _run_to_completion(awaitable: Awaitable[T]) -> T:
+    """Drive a coroutine whose awaits all complete at once; refuse one that would suspend."""
+    coro = cast(Coroutine[Any, Any, T], awaitable)
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    coro.close()
+    raise RuntimeError(
+        "a Database.write unit of work awaited something other than the database session"
+    )
+
+
+class _SyncSessionFacade:
+    """The slice of `AsyncSession` the repo and audit functions use, over a sync `Session`.
+
+    Each coroutine method completes without suspending. `get_bind()` answers with the
+    database's own engine (dialect, URL), which is what callers ask it about.
+    """
+
+    def __init__(self, session: Session, logical: Engine) -> None:
+        self.sync_session = session
+        self._logical = logical
+
+    @property
+    def info(self) -> dict[Any, Any]:
+        return self.sync_session.info
+
+    def get_bind(self, *args: Any, **kwargs: Any) -> Engine:
+        return self._logical
+
+    def add(self, instance: object) -> None:
+        self.sync_session.add(instance)
+
+    def add_all(self, instances: Iterable[object]) -> None:
+        self.sync_session.add_all(instances)
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Result[Any]:
+        return self.sync_session.execute(*args, **kwargs)
+
+    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        return self.sync_session.scalar(*args, **kwargs)
+
+    async def scalars(self, *args: Any, **kwargs: Any) -> Any:
+        return self.sync_session.scalars(*args, **kwargs)
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        return self.sync_session.get(*args, **kwargs)
+
+    async def delete(self, instance: object) -> None:
+        self.sync_session.delete(instance)
+
+    async def flush(self, objects: Any = None) -> None:
+        self.sync_session.flush(objects)
+
+    async def refresh(self, instance: object, *args: Any, **kwargs: Any) -> None:
+        self.sync_session.refresh(instance, *args, **kwargs)
+
+    async def run_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return fn(self.sync_session, *args, **kwargs)
 
 
 def _busy_timeout(explicit: int | None) -> int:

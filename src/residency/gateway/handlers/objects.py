@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from starlette.responses import Response, StreamingResponse
 
 from residency.access import Action, ObjectRef
@@ -20,7 +21,13 @@ from residency.gateway.handlers.common import empty_response, quote_etag, xml_re
 from residency.gateway.http import check_preconditions, http_date, parse_range
 from residency.gateway.payload import request_body
 from residency.gateway.reads import ReplicaReader, SegmentRef, prefetch
-from residency.gateway.writes import WritePlan, audit_placement, decide, write_blob
+from residency.gateway.writes import (
+    WritePlan,
+    abandon_unwritten,
+    audit_placement,
+    decide,
+    write_blob,
+)
 from residency.gateway.xml import (
     Deleted,
     DeleteError,
@@ -31,11 +38,20 @@ from residency.gateway.xml import (
 )
 from residency.meta.errors import MetaError
 from residency.meta.models import Bucket, ObjectVersion
-from residency.meta.repo.objects import find_latest, load_object, version_blobs
+from residency.meta.repo.buckets import load_bucket
+from residency.meta.repo.objects import (
+    find_latest,
+    load_bucket_and_latest,
+    load_object,
+    version_blobs,
+)
 from residency.meta.specs import Checksums, VersionAttrs, check_object_key
-from residency.meta.writes import abandon_intents, commit_version, delete_object
+from residency.meta.writes import commit_version, delete_object
 
 META_PREFIX = "x-amz-meta-"
+SMALL_BODY = 256 * 1024
+"""Bodies up to this size are read whole and sent as one message (less than one storage
+chunk, so memory stays bounded exactly as when streaming)."""
 MAX_USER_METADATA = 2048
 _RESPONSE_OVERRIDES = {
     "response-content-type": "Content-Type",
@@ -91,47 +107,59 @@ async def commit_simple(
     garbage at once so nothing unreferenced lingers until the intent ages out.
     """
     refs = [(name, blob_key) for name in placement.locations]
+
+    async def commit(session: AsyncSession) -> ObjectVersion:
+        bucket = await authorize.object_bucket(session, ctx, bucket_name)
+        done = await commit_version(
+            session,
+            bucket,
+            key,
+            attrs,
+            blob_key=blob_key,
+            size=info.size,
+            etag=info.etag,
+            checksums=Checksums.from_digests(info),
+            locations=placement.locations,
+        )
+        await audit_placement(
+            session,
+            ctx,
+            f"s3://{bucket_name}/{key}",
+            placement,
+            version_id=done.version.version_id,
+            size=info.size,
+            etag=info.etag,
+            **audit,
+        )
+        return done.version
+
     try:
-        async with ctx.gw.db.session() as session:
-            bucket = await authorize.object_bucket(session, ctx, bucket_name)
-            commit = await commit_version(
-                session,
-                bucket,
-                key,
-                attrs,
-                blob_key=blob_key,
-                size=info.size,
-                etag=info.etag,
-                checksums=Checksums.from_digests(info),
-                locations=placement.locations,
-            )
-            await audit_placement(
-                session,
-                ctx,
-                f"s3://{bucket_name}/{key}",
-                placement,
-                version_id=commit.version.version_id,
-                size=info.size,
-                etag=info.etag,
-                **audit,
-            )
-            return commit.version
+        # One writer-thread hop for the whole transaction (`Database.write`).
+        await authorize.caller(ctx)
+        return await ctx.gw.db.write(commit)
     except BaseException:
-        async with ctx.gw.db.session() as session:
-            await abandon_intents(session, refs)
+        await ctx.gw.db.write(abandon_unwritten, refs)
         raise
+
+
+def _bucket_only(session: Session, bucket_name: str, _key: str) -> tuple[Bucket | None, None]:
+    return load_bucket(session, bucket_name), None
 
 
 async def put_object(ctx: RequestContext) -> Response:
     key = checked_key(ctx.key)
     meta = user_metadata(ctx.headers)
     tags = request_tags(ctx.headers)
-    async with ctx.gw.db.session(write=False) as session:
-        bucket = await authorize.object_bucket(session, ctx)
+    conditional = "if-match" in ctx.headers or "if-none-match" in ctx.headers
+    # One read hop: the bucket, and the current version only when a condition needs it.
+    found, current = await ctx.gw.db.read(
+        load_bucket_and_latest if conditional else _bucket_only, ctx.bucket, key
+    )
+    if found is None:
+        raise errors.no_such_bucket(ctx.bucket)
+    bucket = found
     placement = await decide(ctx, bucket, key, user_metadata=meta, tags=tags)
-    if "if-match" in ctx.headers or "if-none-match" in ctx.headers:
-        async with ctx.gw.db.session(write=False) as session:
-            current = await find_latest(session, bucket, key)
+    if conditional:
         check_preconditions(
             ctx.headers,
             etag=current.etag if current else None,
@@ -266,9 +294,13 @@ async def _get_or_head(ctx: RequestContext, *, with_body: bool) -> Response:
         return Response(b"", status_code=status, headers=headers)
     await authorize.charge_read(ctx, target.ref)
     reader = ReplicaReader(ctx.key, ctx.gw.locations, locations)
+    if length <= SMALL_BODY:
+        # One buffer no larger than a streamed chunk, sent in one piece: no streaming task
+        # group, and a read that fails on every replica is still a clean S3 error.
+        body = b"".join([chunk async for chunk in reader.read(segments, start, end)])
+        return Response(body, status_code=status, headers=headers)
     chunks: AsyncIterator[bytes] = await prefetch(reader.read(segments, start, end))
-    response = StreamingResponse(chunks, status_code=status, headers=headers)
-    return response
+    return StreamingResponse(chunks, status_code=status, headers=headers)
 
 
 async def get_object(ctx: RequestContext) -> Response:

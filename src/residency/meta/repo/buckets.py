@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from residency.meta.errors import (
     BucketAlreadyExists,
@@ -90,6 +91,11 @@ async def create_bucket(
 
 async def find_bucket(session: AsyncSession, name: str) -> Bucket | None:
     return await session.scalar(select(Bucket).where(Bucket.name == name))
+
+
+def load_bucket(session: Session, name: str) -> Bucket | None:
+    """`find_bucket` for `Database.read`: one hop on the write path's hot start."""
+    return session.scalar(select(Bucket).where(Bucket.name == name))
 
 
 async def get_bucket(session: AsyncSession, name: str) -> Bucket:
