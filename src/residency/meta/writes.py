@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from residency.meta.errors import IntentMissing, InvalidArgument
@@ -146,15 +146,27 @@ async def install_version(
     )
     session.add(version)
     await session.flush()
-    session.add_all(
-        Segment(object_version_id=version.id, seq=i, blob_key=s.blob_key, size=s.size, etag=s.etag)
-        for i, s in enumerate(segments)
+    # Bulk INSERTs, not unit-of-work objects: this runs on every PUT.
+    await session.execute(
+        insert(Segment),
+        [
+            {
+                "object_version_id": version.id,
+                "seq": i,
+                "blob_key": s.blob_key,
+                "size": s.size,
+                "etag": s.etag,
+            }
+            for i, s in enumerate(segments)
+        ],
     )
-    session.add_all(
-        Placement(object_version_id=version.id, location=loc, state="ready", created=now)
-        for loc in locations
+    await session.execute(
+        insert(Placement),
+        [
+            {"object_version_id": version.id, "location": loc, "state": "ready", "created": now}
+            for loc in locations
+        ],
     )
-    await session.flush()
     return Commit(version=version, replaced=replaced)
 
 

@@ -24,7 +24,14 @@ from residency.storage.errors import (
     StoragePermissionDenied,
 )
 
-__all__ = ["delete_file", "file_size", "read_file", "write_file"]
+__all__ = [
+    "delete_file",
+    "file_size",
+    "read_file",
+    "read_range",
+    "readable_size",
+    "write_file",
+]
 
 _NOT_FOUND = (errno.ENOENT, errno.ENOTDIR)
 
@@ -46,6 +53,20 @@ def read_file(root: Path, location: str, key: str) -> bytes:
     try:
         with open(os.path.join(root, key), "rb", buffering=0) as f:
             return f.read()
+    except OSError as exc:
+        raise _error(exc, root, location, key, "read") from exc
+
+
+def read_range(root: Path, location: str, key: str, offset: int, length: int) -> bytes:
+    """Up to `length` bytes from `offset` (fewer at the end of the blob), one `pread`."""
+    try:
+        fd = os.open(os.path.join(root, key), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise IsADirectoryError(errno.EISDIR, "is a directory")
+            return os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise _error(exc, root, location, key, "read") from exc
 
@@ -84,3 +105,28 @@ def delete_file(root: Path, key: str) -> None:
     """Best effort (an abort's cleanup); the orphan sweep removes what is left."""
     with contextlib.suppress(OSError):
         os.unlink(os.path.join(root, key))
+
+
+def readable_size(path: Path, location: str, key: str) -> int:
+    """Open the blob file and return its size: a missing, unreadable or non-regular file
+    fails here, so a caller that hands the path to another reader (an HTTP server sending
+    the file) can still pick another replica."""
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+        try:
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        cause = exc.strerror or str(exc)
+        if exc.errno in _NOT_FOUND:
+            raise BlobNotFound("blob not found during read", location=location, key=key) from exc
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise StoragePermissionDenied(
+                f"read denied: {cause}", location=location, key=key
+            ) from exc
+        raise LocationUnavailable(f"read failed: {cause}", location=location, key=key) from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise BlobNotFound("not a blob (not a regular file)", location=location, key=key)
+    return st.st_size

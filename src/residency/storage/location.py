@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
 from types import TracebackType
 
 from residency.catalog.facts import LocationFacts
 from residency.config import LocationConfig
 from residency.storage.blobs import BlobInfo, BlobStat, validate_key
 from residency.storage.layers import Layer
+from residency.storage.opendal_store import OpendalStore
 from residency.storage.replicate import DEFAULT_QUEUE_DEPTH, write_to_stores
 from residency.storage.store import BlobReader, BlobStore
 from residency.storage.streams import DEFAULT_CHUNK_SIZE
@@ -142,6 +145,26 @@ class Location:
         async with stream:
             async for chunk in stream:
                 yield chunk
+
+    def local_path(self, key: str) -> Path | None:
+        """The file holding blob `key` on an `fs` location, for a server to send it itself.
+
+        None when the bytes are not a plain local file, or when Python layers wrap the store
+        (their behaviour, e.g. injected faults, would be bypassed). The path is exactly the one
+        OpenDAL's `fs` backend uses (root joined with the key); `validate_key` refuses keys that
+        could alias or climb out, and the joined path is checked to stay under the root.
+        """
+        store = self.store
+        if not isinstance(store, OpendalStore):
+            return None
+        root = store._fs_root
+        if root is None:
+            return None
+        validate_key(key, location=self.name)
+        path = os.path.normpath(os.path.join(root, key))
+        if os.path.commonpath([root, path]) != str(root) or path == str(root):
+            return None
+        return Path(path)
 
     async def stat(self, key: str) -> BlobStat:
         """Size of the blob in one cheap request (HEAD on object stores)."""

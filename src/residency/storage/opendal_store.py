@@ -27,7 +27,10 @@ from residency.storage.errors import (
     map_opendal_error,
 )
 
-__all__ = ["OpendalStore"]
+__all__ = ["LOCAL_READ_MAX", "OpendalStore"]
+
+# Ranges up to this size on `fs` are read with one blocking pread; larger ones stream.
+LOCAL_READ_MAX = 1 << 20
 
 
 class OpendalStore:
@@ -107,7 +110,14 @@ class OpendalStore:
             raise self._error(exc, key, "write") from exc
         return _Writer(self, key, file)
 
-    async def open_reader(self, key: str, offset: int, length: int | None) -> _Reader:
+    async def open_reader(
+        self, key: str, offset: int, length: int | None
+    ) -> _Reader | _LoadedReader:
+        if self._fs_root is not None and length is not None and length <= LOCAL_READ_MAX:
+            # A small range from local disk: one pread in the event loop (tens of µs from the
+            # page cache) instead of four trips through OpenDAL's runtime (~0.4 ms measured).
+            data = local_io.read_range(self._fs_root, self._name, key, offset, length)
+            return _LoadedReader(data)
         options: dict[str, Any] = {"offset": offset}
         if length is not None:
             options["size"] = length
@@ -231,6 +241,20 @@ class _Writer:
         self._file = None
         with contextlib.suppress(Exception):
             await self._store.operator.delete(self._key)
+
+
+class _LoadedReader:
+    """A range already in memory (small local reads)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+
+    async def read(self, size: int) -> bytes:
+        chunk, self._data = self._data[:size], self._data[size:]
+        return bytes(chunk)
+
+    async def close(self) -> None:
+        self._data = memoryview(b"")
 
 
 class _Reader:
