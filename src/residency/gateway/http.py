@@ -1,7 +1,8 @@
 """HTTP semantics S3 layers on GET/HEAD/PUT/copy: byte ranges, conditional requests, dates.
 
 Pure functions over header values: handlers pass what they read from the request and the
-object's validators (ETag, Last-Modified, size) and get a value back or an `S3Error`.
+object's validators (ETag, Last-Modified, size) and get a value back or an `S3Error`. Plus the
+one response type Starlette lacks: headers from us, body from a file the server sends itself.
 """
 
 from __future__ import annotations
@@ -12,15 +13,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from residency.gateway import errors
 
+PATHSEND = "http.response.pathsend"
+
 __all__ = [
+    "PATHSEND",
     "ByteRange",
     "CopySource",
+    "PathSendResponse",
     "check_copy_source_conditions",
     "check_preconditions",
     "http_date",
+    "offers_pathsend",
     "parse_copy_source",
     "parse_copy_source_range",
     "parse_http_date",
@@ -45,6 +55,30 @@ class ByteRange:
     @property
     def content_range(self) -> str:
         return f"bytes {self.start}-{self.end}/{self.size}"
+
+
+def offers_pathsend(scope: Scope) -> bool:
+    """Whether the ASGI server sends files itself (granian does; uvicorn does not)."""
+    return PATHSEND in scope.get("extensions", {})
+
+
+class PathSendResponse(Response):
+    """A response whose body is the whole file at `path`, sent by the ASGI server.
+
+    Unlike Starlette's `FileResponse` it takes every header from the caller (Content-Length,
+    Content-Range, ETag and the rest are the object's, already decided) and never interprets
+    the request's `Range` or `If-Range` itself. Only for servers that `offers_pathsend`.
+    """
+
+    def __init__(self, path: Path, status_code: int, headers: Mapping[str, str]) -> None:
+        super().__init__(None, status_code=status_code, headers=headers)
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        await send({"type": PATHSEND, "path": str(self.path)})
 
 
 def http_date(moment: datetime) -> str:

@@ -18,7 +18,13 @@ from residency.audit.kinds import DELETE
 from residency.gateway import authorize, errors
 from residency.gateway.context import RequestContext
 from residency.gateway.handlers.common import empty_response, quote_etag, xml_response
-from residency.gateway.http import check_preconditions, http_date, parse_range
+from residency.gateway.http import (
+    PathSendResponse,
+    check_preconditions,
+    http_date,
+    offers_pathsend,
+    parse_range,
+)
 from residency.gateway.payload import request_body
 from residency.gateway.reads import ReplicaReader, SegmentRef, prefetch
 from residency.gateway.writes import (
@@ -299,6 +305,11 @@ async def _get_or_head(ctx: RequestContext, *, with_body: bool) -> Response:
         # group, and a read that fails on every replica is still a clean S3 error.
         body = b"".join([chunk async for chunk in reader.read(segments, start, end)])
         return Response(body, status_code=status, headers=headers)
+    if offers_pathsend(ctx.request.scope):
+        # A whole object in one local file: the server sends it (no bytes through Python).
+        path = await reader.local_file(segments, start, end)
+        if path is not None:
+            return PathSendResponse(path, status, headers)
     chunks: AsyncIterator[bytes] = await prefetch(reader.read(segments, start, end))
     return StreamingResponse(chunks, status_code=status, headers=headers)
 
