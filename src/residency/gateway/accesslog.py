@@ -36,13 +36,19 @@ class AccessLog:
         started = time.perf_counter()
         status = 0
         sent = 0
+        declared = 0
 
         async def counting_send(message: Message) -> None:
-            nonlocal status, sent
+            nonlocal status, sent, declared
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                for name, value in message.get("headers", ()):
+                    if name.lower() == b"content-length":
+                        declared = int(value)
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
+            elif message["type"] == "http.response.pathsend":
+                sent += declared  # the server sends the file itself
             await send(message)
 
         try:

@@ -157,7 +157,7 @@ class Location:
         store = self.store
         if not isinstance(store, OpendalStore):
             return None
-        root = store._fs_root
+        root = store.fs_root
         if root is None:
             return None
         validate_key(key, location=self.name)

@@ -53,6 +53,11 @@ class OpendalStore:
     def name(self) -> str:
         return self._name
 
+    @property
+    def fs_root(self) -> Path | None:
+        """The directory of an `fs` location (None for object stores)."""
+        return self._fs_root
+
     def with_layer(self, layer: opendal.layers.Layer) -> OpendalStore:
         """The same store with an OpenDAL layer (retry, timeout, concurrency) on its operator."""
         return OpendalStore(
