@@ -317,13 +317,29 @@ class _SyncReads:
             async_url.set(drivername="sqlite+pysqlite"), poolclass=pool.SingletonThreadPool
         )
         _install_sqlite_hooks(self.engine, busy_timeout_ms, read_only=True)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._connection: Connection | None = None
+        self._session: Session | None = None
 
     def inline(self, fn: Callable[[Session], T]) -> T:
-        with self.sessions() as session, session.begin():
+        # One session on one connection for the process's life: setting up a Session and
+        # checking out a connection per call cost more than the lookups themselves. Each
+        # call is its own read transaction (a fresh snapshot), and the identity map is
+        # emptied after it, so results are detached and nothing stale is ever served.
+        if self._session is None:
+            self._connection = self.engine.connect()
+            self._session = Session(bind=self._connection, expire_on_commit=False)
+        session = self._session
+        try:
             return fn(session)
+        finally:
+            session.expunge_all()
+            session.rollback()
 
     def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+        if self._connection is not None:
+            self._connection.close()
         self.engine.dispose()
 
 
