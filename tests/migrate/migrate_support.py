@@ -122,3 +122,24 @@ def run_cli(*args: str, cwd: Path, timeout: float = 300) -> Run:
         timeout=timeout,
     )
     return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def adopt_and_plan(world: World, source: str = SRC) -> Path:
+    """Adopt `source` into bucket tiktok (tenant bt) by the world's rules; plan to plan.jsonl."""
+    r = run_cli(
+        "adopt",
+        source,
+        "--bucket",
+        "tiktok",
+        "--tenant",
+        "bt",
+        "--rules",
+        str(world.root / "rules.yaml"),
+        *world.args(),
+        cwd=world.root,
+    )
+    assert r.code == 0, r.stderr
+    plan = world.root / "plan.jsonl"
+    r = run_cli("plan", "-o", str(plan), *world.args(), cwd=world.root)
+    assert r.code == 0, r.stderr
+    return plan

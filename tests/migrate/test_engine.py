@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from migrate_support import AWS, ORACLE, SRC, World, payload, placed, run_cli
+from migrate_support import AWS, ORACLE, SRC, World, adopt_and_plan, payload, placed
 
 from residency.catalog import load_catalog
 from residency.config import load_settings
@@ -75,23 +75,7 @@ class _FlakyStore:
 def prepare(world: World, n: int, size: int) -> Path:
     for i in range(n):
         world.put_native(f"us/{i:03d}.bin", payload(i, size))
-    r = run_cli(
-        "adopt",
-        SRC,
-        "--bucket",
-        "tiktok",
-        "--tenant",
-        "bt",
-        "--rules",
-        str(world.root / "rules.yaml"),
-        *world.args(),
-        cwd=world.root,
-    )
-    assert r.code == 0, r.stderr
-    plan = world.root / "plan.jsonl"
-    r = run_cli("plan", "-o", str(plan), *world.args(), cwd=world.root)
-    assert r.code == 0, r.stderr
-    return plan
+    return adopt_and_plan(world)
 
 
 def open_world(world: World) -> tuple[Database, dict[str, Location]]:

@@ -20,7 +20,17 @@ from typing import Any
 
 import boto3  # type: ignore[import-untyped]
 import pytest
-from migrate_support import AWS, ORACLE, SRC, World, json_lines, make_world, payload, run_cli
+from migrate_support import (
+    AWS,
+    ORACLE,
+    SRC,
+    World,
+    adopt_and_plan,
+    json_lines,
+    make_world,
+    payload,
+    run_cli,
+)
 
 from residency.catalog import load_catalog
 from residency.config import load_settings
@@ -50,26 +60,6 @@ def s3_location(name: str, provider: str, region: str, moto: Any, bucket: str) -
         "scheme": "s3",
         "options": moto.location_options(bucket),
     }
-
-
-def adopt_and_plan(world: World) -> Path:
-    r = run_cli(
-        "adopt",
-        SRC,
-        "--bucket",
-        "tiktok",
-        "--tenant",
-        "bt",
-        "--rules",
-        str(world.root / "rules.yaml"),
-        *world.args(),
-        cwd=world.root,
-    )
-    assert r.code == 0, r.stderr
-    plan = world.root / "plan.jsonl"
-    r = run_cli("plan", "-o", str(plan), *world.args(), cwd=world.root)
-    assert r.code == 0, r.stderr
-    return plan
 
 
 def blob_key(world: World, key: str) -> str:

@@ -185,16 +185,8 @@ class Database:
             async with self._writer() as session, session.begin():
                 yield session
             return
-        task = asyncio.current_task()
-        if task is not None and self._write_owner is task:
-            raise RuntimeError("a write session was opened inside another one (would deadlock)")
-        async with lock:
-            self._write_owner = task
-            try:
-                async with self._writer() as session, session.begin():
-                    yield session
-            finally:
-                self._write_owner = None
+        async with self._write_turn(lock), self._writer() as session, session.begin():
+            yield session
 
     async def read(
         self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
@@ -235,13 +227,19 @@ class Database:
         writes = self._sync_writes
         lock = self._writer_lock()
         assert lock is not None  # SQLite always has the writer queue
+        async with self._write_turn(lock):
+            return await writes.run(lambda session: fn(session, *args, **kwargs))
+
+    @asynccontextmanager
+    async def _write_turn(self, lock: asyncio.Lock) -> AsyncIterator[None]:
+        """This task's turn in the process's writer queue (a nested write would deadlock)."""
         task = asyncio.current_task()
         if task is not None and self._write_owner is task:
             raise RuntimeError("a write session was opened inside another one (would deadlock)")
         async with lock:
             self._write_owner = task
             try:
-                return await writes.run(lambda session: fn(session, *args, **kwargs))
+                yield
             finally:
                 self._write_owner = None
 
