@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from testkit import CliResult, run_cli
 
 
 def free_port() -> int:
@@ -89,36 +90,6 @@ def moto_server() -> Iterator[MotoServer]:
     finally:
         proc.terminate()
         proc.wait(10)
-
-
-@dataclass
-class CliResult:
-    code: int
-    stdout: str
-    stderr: str
-
-
-def run_cli(
-    *args: str,
-    cwd: Path | None = None,
-    env: dict[str, str] | None = None,
-    input: str | None = None,
-    timeout: float = 120,
-) -> CliResult:
-    """Run the real `residency` command in a subprocess, as a user would."""
-    import os
-
-    full_env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
-    proc = subprocess.run(
-        [sys.executable, "-m", "residency", *args],
-        cwd=cwd,
-        env=full_env,
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import ipaddress
 import os
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,8 @@ import httpx
 import pytest
 from botocore.config import Config
 from gwserver import Gateway, start_server
+
+from testkit import self_signed_cert
 
 MIB = 1024 * 1024
 
@@ -47,47 +48,11 @@ def capture_payload_modes(s3: Any, operation: str) -> list[str]:
 # --- TLS: what boto3 really sends by default -------------------------------------------------
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 @pytest.fixture(scope="module")
 def tls_client(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A second server over HTTPS on the same config, and a boto3 client that trusts it."""
     root = tmp_path_factory.mktemp("tls")
-    cert, key = _self_signed(root)
+    cert, key = self_signed_cert(root)
     server = start_server(
         ["--config", str(gateway.config), "--tls-cert", str(cert), "--tls-key", str(key)],
         root,

@@ -7,7 +7,6 @@ rclone is a broken test environment, so it fails rather than skips.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import uuid
@@ -18,6 +17,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+
+from testkit import tree_digest, write_random
 
 RCLONE = "/usr/bin/rclone"
 MIB = 1024 * 1024
@@ -84,30 +85,6 @@ def bucket(gateway: Any) -> str:
 def ok(proc: subprocess.CompletedProcess[str]) -> str:
     assert proc.returncode == 0, f"rclone exited {proc.returncode}:\n{proc.stderr}"
     return proc.stdout
-
-
-def write_random(path: Path, size: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as f:
-        left = size
-        while left:
-            n = min(left, MIB)
-            f.write(os.urandom(n))
-            left -= n
-
-
-def md5_file(path: Path) -> str:
-    h = hashlib.md5()
-    with path.open("rb") as f:
-        while chunk := f.read(MIB):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    return {
-        p.relative_to(root).as_posix(): md5_file(p) for p in sorted(root.rglob("*")) if p.is_file()
-    }
 
 
 def make_tree(root: Path) -> dict[str, str]:

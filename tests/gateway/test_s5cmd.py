@@ -20,6 +20,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from testkit import sha256_file, tree_digest, write_random
+
 MIB = 1024 * 1024
 BIG_SIZE = 12 * MIB  # three 5 MiB parts with `--part-size 5`
 
@@ -71,32 +73,6 @@ def bucket(gateway: Any) -> str:
 def ok(proc: subprocess.CompletedProcess[str]) -> str:
     assert proc.returncode == 0, f"s5cmd exited {proc.returncode}:\n{proc.stderr}{proc.stdout}"
     return proc.stdout
-
-
-def write_random(path: Path, size: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as f:
-        left = size
-        while left:
-            n = min(left, MIB)
-            f.write(os.urandom(n))
-            left -= n
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(MIB):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    return {
-        p.relative_to(root).as_posix(): sha256_file(p)
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 def listed_keys(s5cmd: S5cmd, url: str) -> set[str]:

@@ -9,7 +9,9 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.config import Config
-from gwproto_support import AKID, REGION, SECRET, running_server, self_signed_cert
+from gwproto_support import AKID, REGION, SECRET, running_server
+
+from testkit import self_signed_cert
 
 
 @dataclass(frozen=True)

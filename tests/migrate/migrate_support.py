@@ -4,14 +4,14 @@ user data, US targets) and a way to run the real CLI."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+import testkit
+from testkit import CliResult
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = str(REPO / "examples" / "tiktok-2022.yaml")
@@ -104,24 +104,9 @@ def placed(world: World, bucket: str, key: str) -> dict[str, bytes]:
     return out
 
 
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-
-def run_cli(*args: str, cwd: Path, timeout: float = 300) -> Run:
+def run_cli(*args: str, cwd: Path, timeout: float = 300) -> CliResult:
     """`python -m residency ARGS` in a subprocess, as a user would run it."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "residency", *args],
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    return Run(proc.returncode, proc.stdout, proc.stderr)
+    return testkit.run_cli(*args, cwd=cwd, timeout=timeout)
 
 
 def adopt_and_plan(world: World, source: str = SRC) -> Path:

@@ -4,9 +4,6 @@ that has just become stricter than the placements it finds (US health data on Al
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +11,7 @@ from typing import Any
 
 import yaml
 
+import testkit
 from residency.audit import append
 from residency.catalog import load_catalog
 from residency.config import load_settings
@@ -23,6 +21,7 @@ from residency.meta.repo.tenants import create_tenant, find_tenant
 from residency.meta.specs import Checksums, VersionAttrs
 from residency.meta.writes import commit_version, fresh_blob_key, register_intents
 from residency.storage import Location, open_locations, write_replicated
+from testkit import CliResult
 
 ALI = "alibaba-ap-southeast-1"
 OCI = "oci-us-ashburn-1"
@@ -194,21 +193,6 @@ async def seed_audit(db: Database) -> None:
             await append(session, kind, actor=actor, tenant="acme", target=target, detail=detail)
 
 
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-
-def run_cli(*args: str, cwd: Path, timeout: float = 300) -> Run:
+def run_cli(*args: str, cwd: Path, timeout: float = 300) -> CliResult:
     """`python -m residency ARGS` in a subprocess, as a user would run it."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "residency", *args],
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    return Run(proc.returncode, proc.stdout, proc.stderr)
+    return testkit.run_cli(*args, cwd=cwd, timeout=timeout)
