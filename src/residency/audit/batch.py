@@ -18,11 +18,9 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from residency.audit.canonical import chain_hash, entry_document
 from residency.audit.checkpoints import schedule_for, write_checkpoint
-from residency.audit.errors import AuditError
 from residency.audit.kinds import AuditKind, parse_kind
-from residency.audit.log import MAX_ACTOR, stored_detail
+from residency.audit.log import MAX_ACTOR, chained_row, missing_head, stored_detail
 from residency.audit.models import HEAD_ID, AuditChainHead
 from residency.meta.models import AuditEntry
 
@@ -65,42 +63,18 @@ async def append_many(
         )
     ).one_or_none()
     if head is None:
-        raise AuditError(
-            "the audit chain head row is missing, so nothing can be recorded; "
-            "run `residency audit verify` to find out why"
-        )
+        raise missing_head()
     last_seq, prev_hash = int(head[0]), str(head[1])
-    seq = last_seq - n
     ts = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
-    for (target, _), (hashed, column) in zip(entries, details, strict=True):
-        seq += 1
-        new_hash = chain_hash(
-            prev_hash,
-            entry_document(
-                seq=seq,
-                ts=ts,
-                kind=kind.value,
-                actor=actor,
-                tenant=tenant,
-                target=target,
-                detail=hashed,
-            ),
+    for seq, (target, _), stored in zip(
+        range(last_seq - n + 1, last_seq + 1), entries, details, strict=True
+    ):
+        row = chained_row(
+            seq, ts, prev_hash, kind=kind, actor=actor, tenant=tenant, target=target, detail=stored
         )
-        rows.append(
-            {
-                "seq": seq,
-                "ts": ts,
-                "kind": kind.value,
-                "actor": actor,
-                "tenant": tenant,
-                "target": target,
-                "detail": column,
-                "prev_hash": prev_hash,
-                "hash": new_hash,
-            }
-        )
-        prev_hash = new_hash
+        rows.append(row)
+        prev_hash = row["hash"]
     await session.execute(insert(_ENTRIES), rows)
     await session.execute(update(_HEAD).where(_HEAD.c.id == HEAD_ID).values(hash=prev_hash))
     schedule = schedule_for(session)

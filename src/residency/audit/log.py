@@ -79,6 +79,43 @@ def stored_detail(detail: Mapping[str, Any] | None) -> tuple[Any, Any]:
     return value, (value if _DETAIL_IS_JSON else encoded.decode("utf-8"))
 
 
+def missing_head() -> AuditError:
+    return AuditError(
+        "the audit chain head row is missing, so nothing can be recorded; "
+        "run `residency audit verify` to find out why"
+    )
+
+
+def chained_row(
+    seq: int,
+    ts: datetime,
+    prev_hash: str,
+    *,
+    kind: AuditKind,
+    actor: str,
+    tenant: str | None,
+    target: str,
+    detail: tuple[Any, Any],
+) -> dict[str, Any]:
+    """The `audit_log` row for entry `seq` after `prev_hash`; `detail` is (hashed, stored)
+    from `stored_detail`."""
+    hashed, column = detail
+    document = entry_document(
+        seq=seq, ts=ts, kind=kind.value, actor=actor, tenant=tenant, target=target, detail=hashed
+    )
+    return {
+        "seq": seq,
+        "ts": ts,
+        "kind": kind.value,
+        "actor": actor,
+        "tenant": tenant,
+        "target": target,
+        "detail": column,
+        "prev_hash": prev_hash,
+        "hash": chain_hash(prev_hash, document),
+    }
+
+
 def load_detail(raw: Any) -> Any:
     """A stored detail back as JSON values (text columns hold canonical JSON)."""
     return json.loads(raw) if isinstance(raw, str | bytes) else raw
@@ -107,35 +144,19 @@ async def append(
 
     head = (await session.execute(_TAKE_HEAD)).one_or_none()
     if head is None:
-        raise AuditError(
-            "the audit chain head row is missing, so nothing can be recorded; "
-            "run `residency audit verify` to find out why"
-        )
+        raise missing_head()
     seq, prev_hash = int(head[0]), str(head[1])
-    ts = datetime.now(UTC)
-    new_hash = chain_hash(
+    row = chained_row(
+        seq,
+        datetime.now(UTC),
         prev_hash,
-        entry_document(
-            seq=seq,
-            ts=ts,
-            kind=kind.value,
-            actor=actor,
-            tenant=tenant,
-            target=target,
-            detail=hashed_detail,
-        ),
+        kind=kind,
+        actor=actor,
+        tenant=tenant,
+        target=target,
+        detail=(hashed_detail, detail_column),
     )
-    row = {
-        "seq": seq,
-        "ts": ts,
-        "kind": kind.value,
-        "actor": actor,
-        "tenant": tenant,
-        "target": target,
-        "detail": detail_column,
-        "prev_hash": prev_hash,
-        "hash": new_hash,
-    }
+    new_hash = row["hash"]
     # Core statements, not the unit of work: an append is on every write's path, and the ORM's
     # flush machinery costs more than the three statements themselves.
     await session.execute(_INSERT_ENTRY, row)

@@ -43,11 +43,8 @@ async def write_replicated(
     Raises the first failure (`StorageError`, `SizeMismatch`, or the source's own exception)
     after deleting whatever any location stored.
     """
-    names = [loc.name for loc in locations]
-    if len(set(names)) != len(names):
-        raise ValueError(f"locations must be distinct, got {names}")
     return await write_to_stores(
-        [loc.store for loc in locations],
+        _distinct_stores(locations),
         key,
         chunks,
         expect_size=expect_size,
@@ -68,11 +65,8 @@ async def replicate_stream(
 ) -> Written:
     """`write_replicated` computing only `algorithms`; object stores upload `part_size` parts,
     `concurrency` at once (a multipart upload with parallel parts)."""
-    names = [loc.name for loc in locations]
-    if len(set(names)) != len(names):
-        raise ValueError(f"locations must be distinct, got {names}")
     return await _write(
-        [loc.store for loc in locations],
+        _distinct_stores(locations),
         key,
         chunks,
         algorithms=algorithms,
@@ -80,6 +74,13 @@ async def replicate_stream(
         part_size=part_size,
         concurrency=concurrency,
     )
+
+
+def _distinct_stores(locations: Sequence[Location]) -> list[BlobStore]:
+    names = [loc.name for loc in locations]
+    if len(set(names)) != len(names):
+        raise ValueError(f"locations must be distinct, got {names}")
+    return [loc.store for loc in locations]
 
 
 async def write_to_stores(
