@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from residency.cli.common import cli_settings
+from residency.cli.common import cli_settings, on_database
 from residency.cli.output import EXIT_FINDINGS, JSON_OPTION, console, err_console, fail, print_json
 
 if TYPE_CHECKING:
@@ -41,18 +41,9 @@ def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     from sqlalchemy.exc import SQLAlchemyError
 
     from residency.audit import AuditError
-    from residency.meta import Database
-
-    async def main() -> T:
-        db = Database(settings.db_url)
-        try:
-            await db.migrate()
-            return await work(db)
-        finally:
-            await db.dispose()
 
     try:
-        return asyncio.run(main())
+        return on_database(settings, work, make_data_dir=False)
     except AuditError as exc:
         fail(str(exc))
     except SQLAlchemyError as exc:

@@ -13,6 +13,8 @@ from residency.config import ConfigError, Settings, load_settings
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from residency.meta import Database
+
 T = TypeVar("T")
 
 
@@ -35,25 +37,42 @@ def cli_settings(
     return settings
 
 
+def on_database(
+    settings: Settings, work: Callable[[Database], Awaitable[T]], *, make_data_dir: bool = True
+) -> T:
+    """`asyncio.run` of `work(db)` on the migrated database, disposed of afterwards.
+
+    Callers turn the errors they expect into one line. `make_data_dir=False` for commands
+    that only read: a missing data dir is then the database's error, not a fresh, empty store.
+    """
+    from residency.meta import Database
+
+    async def main() -> T:
+        if make_data_dir:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.db_url)
+        try:
+            await db.migrate()
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
+
+
 def run_in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """`work(session)` in one write transaction on the migrated database; errors -> one line."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from residency.access import AccessError
-    from residency.meta import Database, MetaError
+    from residency.meta import MetaError
 
-    async def main() -> T:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = Database(settings.db_url)
-        try:
-            await db.migrate()
-            async with db.session() as session:
-                return await work(session)
-        finally:
-            await db.dispose()
+    async def in_session(db: Database) -> T:
+        async with db.session() as session:
+            return await work(session)
 
     try:
-        return asyncio.run(main())
+        return on_database(settings, in_session)
     except (MetaError, AccessError) as exc:
         fail(exc.message)
     except SQLAlchemyError as exc:

@@ -7,7 +7,6 @@ compliant location, failed actions, mismatches), 2 = bad input.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -21,7 +20,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from residency.cli.common import cli_settings
+from residency.cli.common import cli_settings, on_database
 from residency.cli.output import (
     EXIT_FINDINGS,
     JSON_OPTION,
@@ -91,23 +90,13 @@ def _policy(ref: str | None, settings: Settings) -> Any:
 
 def _run(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     """Run `work(db)` on a migrated database; library errors become one readable line."""
-    from residency.meta import Database
     from residency.meta.errors import MetaError
     from residency.migrate.adopt import AdoptError
     from residency.migrate.planfile import PlanError
     from residency.storage import StorageError
 
-    async def main() -> T:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = Database(settings.db_url)
-        try:
-            await db.migrate()
-            return await work(db)
-        finally:
-            await db.dispose()
-
     try:
-        return asyncio.run(main())
+        return on_database(settings, work)
     except (PlanError, AdoptError) as exc:
         fail(str(exc))
     except StorageError as exc:

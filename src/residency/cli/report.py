@@ -6,7 +6,6 @@ still written), 2 on bad input.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from residency.cli.common import cli_settings
+from residency.cli.common import cli_settings, on_database
 from residency.cli.output import EXIT_FINDINGS, JSON_OPTION, console, fail, print_json
 from residency.config import Settings
 
@@ -65,18 +64,13 @@ def _collect(
     if settings.database_url is None and not db_file.exists():
         fail(f"no database at {db_file}: nothing stored yet (check --config / --data-dir)")
 
-    async def main() -> Report:
-        db = Database(settings.db_url)
-        try:
-            await db.migrate()
-            return await collect_report(
-                db, policy, facts, catalog, top=top, audit_since=since, audit_limit=recent
-            )
-        finally:
-            await db.dispose()
+    async def collect(db: Database) -> Report:
+        return await collect_report(
+            db, policy, facts, catalog, top=top, audit_since=since, audit_limit=recent
+        )
 
     try:
-        return asyncio.run(main())
+        return on_database(settings, collect, make_data_dir=False)
     except MetaError as exc:
         fail(exc.message)
 

@@ -22,6 +22,7 @@ from residency.gateway.context import RequestContext
 from residency.gateway.state import Gateway
 from residency.meta.models import Bucket
 from residency.meta.repo.blobs import BlobRef, add_garbage, remove_intents
+from residency.meta.specs import VersionAttrs
 from residency.meta.writes import fresh_blob_key, register_intents
 from residency.policy import (
     Classification,
@@ -76,6 +77,25 @@ class WritePlan:
                 else {}
             ),
         }
+
+    def version_attrs(
+        self,
+        *,
+        content_type: str | None,
+        user_metadata: Mapping[str, str],
+        tags: Mapping[str, str],
+    ) -> VersionAttrs:
+        """What the committed version records about this decision and the request."""
+        c = self.classification
+        return VersionAttrs(
+            data_class=c.data_class,
+            subject=c.subject,
+            subject_count=c.subject_count,
+            rule=self.decision.rule,
+            content_type=content_type,
+            user_metadata=user_metadata,
+            tags=tags,
+        )
 
     def audit_detail(self, **extra: Any) -> dict[str, Any]:
         c = self.classification

@@ -22,7 +22,6 @@ from residency.gateway.http import CopySource, check_copy_source_conditions, par
 from residency.gateway.reads import ReplicaReader, SegmentRef
 from residency.gateway.writes import decide, write_blob
 from residency.gateway.xml import copy_object_result
-from residency.meta.specs import VersionAttrs
 
 
 async def load_source(ctx: RequestContext, source: CopySource) -> ReadTarget:
@@ -94,11 +93,7 @@ async def copy_object(ctx: RequestContext) -> Response:
     await authorize.charge_read(ctx, src.ref)
     chunks = source_stream(ctx, source.key, segments, locations, 0, version.size - 1)
     blob_key, info = await write_blob(ctx.gw, placement.locations, chunks, expect_size=version.size)
-    attrs = VersionAttrs(
-        data_class=placement.classification.data_class,
-        subject=placement.classification.subject,
-        subject_count=placement.classification.subject_count,
-        rule=placement.decision.rule,
+    attrs = placement.version_attrs(
         content_type=content_type,
         user_metadata=meta,
         tags=tags,

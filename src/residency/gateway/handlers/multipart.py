@@ -34,7 +34,7 @@ from residency.gateway.xml import (
 from residency.meta.errors import NoSuchUpload
 from residency.meta.models import Bucket, MultipartPart, MultipartUpload, Principal, Tenant
 from residency.meta.repo import multipart as mp
-from residency.meta.specs import Checksums, VersionAttrs
+from residency.meta.specs import Checksums
 from residency.meta.writes import abandon_intents
 from residency.storage import BlobInfo
 
@@ -80,11 +80,7 @@ async def create_multipart_upload(ctx: RequestContext) -> Response:
     async with ctx.gw.db.session(write=False) as session:
         bucket = await authorize.object_bucket(session, ctx)
     placement = await decide(ctx, bucket, key, user_metadata=meta, tags=tags)
-    attrs = VersionAttrs(
-        data_class=placement.classification.data_class,
-        subject=placement.classification.subject,
-        subject_count=placement.classification.subject_count,
-        rule=placement.decision.rule,
+    attrs = placement.version_attrs(
         content_type=ctx.headers.get("content-type"),
         user_metadata=meta,
         tags=tags,

@@ -178,11 +178,7 @@ async def put_object(ctx: RequestContext) -> Response:
     blob_key, info = await write_blob(
         ctx.gw, placement.locations, body, expect_size=body.expected_size
     )
-    attrs = VersionAttrs(
-        data_class=placement.classification.data_class,
-        subject=placement.classification.subject,
-        subject_count=placement.classification.subject_count,
-        rule=placement.decision.rule,
+    attrs = placement.version_attrs(
         content_type=ctx.headers.get("content-type"),
         user_metadata=meta,
         tags=tags,
