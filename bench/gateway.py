@@ -5,9 +5,11 @@
 
 Measures 64 MiB GET/PUT throughput and 4 KiB GET/PUT request rates through a `residency serve`
 subprocess (one fs location, `--workers 2`), through moto server, and (GET only) through nginx
-serving the same bytes from disk as a ceiling; then the residency server's peak RSS while it
-streams 16 MiB vs 256 MiB objects. Requests to S3 servers are presigned before the clock starts
-(UNSIGNED-PAYLOAD for PUT), so signing costs nothing inside the timed loops, for every server.
+serving the same bytes from disk as a ceiling, and through `_granian_floor.py` (a bare ASGI
+file server under the same granian settings: the ceiling for any Python gateway here); then the
+residency server's peak RSS while it streams 16 MiB vs 256 MiB objects. Requests to S3 servers
+are presigned before the clock starts (UNSIGNED-PAYLOAD for PUT), so signing costs nothing inside
+the timed loops, for every server.
 Not part of the test suite: it prints figures and ratios, it does not pass or fail.
 """
 
@@ -209,6 +211,26 @@ def bench_nginx(workdir: Path, www: Path, plan: Plan) -> Figures:
     return figures
 
 
+def bench_granian(workdir: Path, www: Path, plan: Plan, workers: int) -> Figures:
+    """GET through a bare ASGI file server with `residency serve`'s granian settings."""
+    figures = Figures("granian")
+    port = free_port()
+    argv = [
+        *(sys.executable, "-m", "granian", "--interface", "asgi", "--http", "1", "--no-ws"),
+        *("--loop", "uvloop", "--workers", str(workers), "--log-level", "warning"),
+        *("--host", "127.0.0.1", "--port", str(port), "_granian_floor:app"),
+    ]
+    env = {"GRANIAN_FLOOR_ROOT": str(www), "PYTHONPATH": str(Path(__file__).resolve().parent)}
+    with server("granian", argv, port, workdir, env=env) as srv:
+        large = [plain("GET", f"/{BUCKET}/large.bin")]
+        small = [plain("GET", f"/{BUCKET}/small/{i:03d}.bin") for i in range(SMALL_OBJECTS)]
+        lc, ln, ls = plan.large_concurrency, plan.large_requests, plan.large_seconds
+        sc, sn, ss = plan.small_concurrency, plan.small_requests, plan.small_seconds
+        measure(figures, "large_get", srv, large, lc, ln, ls)
+        measure(figures, "small_get", srv, small, sc, sn, ss)
+    return figures
+
+
 def bench_s3(srv: Server, files: dict[str, Path], plan: Plan) -> Figures:
     """The same four loads against any S3 endpoint, all through presigned requests."""
     figures = Figures(srv.name)
@@ -297,6 +319,7 @@ def report(all_figures: Sequence[Figures]) -> None:
 
     by = {f.name: f for f in all_figures}
     res, moto, nginx = by.get("residency"), by.get("moto"), by.get("nginx")
+    floor = by.get("granian")
 
     def mib(f: Figures | None, op: str) -> float | None:
         r = getattr(f, op) if f else None
@@ -331,6 +354,16 @@ def report(all_figures: Sequence[Figures]) -> None:
         ratio("PUT 64 MiB   residency / moto", mib(res, "large_put"), mib(moto, "large_put")),
         ratio("PUT 4 KiB    residency / moto", rps(res, "small_put"), rps(moto, "small_put")),
         ratio("GET 4 KiB    residency / nginx", rps(res, "small_get"), rps(nginx, "small_get")),
+        ratio(
+            "GET 64 MiB   granian floor / nginx", mib(floor, "large_get"), mib(nginx, "large_get")
+        ),
+        ratio(
+            "GET 64 MiB   residency / granian floor", mib(res, "large_get"), mib(floor, "large_get")
+        ),
+        ratio("GET 4 KiB    granian floor / moto", rps(floor, "small_get"), rps(moto, "small_get")),
+        ratio(
+            "GET 4 KiB    residency / granian floor", rps(res, "small_get"), rps(floor, "small_get")
+        ),
         ratio("RSS GET 256 MiB / 16 MiB", rss("GET 256 MiB"), rss("GET 16 MiB"), at_most=1.5),
         ratio("RSS PUT 256 MiB / 16 MiB", rss("PUT 256 MiB"), rss("PUT 16 MiB"), at_most=1.5),
     ]
@@ -347,8 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short, bounded smoke run")
     parser.add_argument(
         "--only",
-        default="nginx,moto,residency",
-        help="comma-separated servers to measure (default: nginx,moto,residency)",
+        default="nginx,granian,moto,residency",
+        help="comma-separated servers to measure (default: nginx,granian,moto,residency)",
     )
     parser.add_argument("--workers", type=int, default=2, help="residency serve --workers")
     parser.add_argument(
@@ -360,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work dir (for debugging)")
     args = parser.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
-    unknown = only - {"nginx", "moto", "residency"}
+    unknown = only - {"nginx", "granian", "moto", "residency"}
     if unknown:
         parser.error(f"unknown server(s): {', '.join(sorted(unknown))}")
     plan = Plan.for_mode(args.quick)
@@ -379,6 +412,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "nginx" in only:
             print("measuring nginx ...", flush=True)
             results.append(bench_nginx(workdir, www, plan))
+        if "granian" in only:
+            print(f"measuring a bare ASGI file server on granian (--workers {args.workers}) ...")
+            results.append(bench_granian(workdir, www, plan, args.workers))
         if "moto" in only:
             print("measuring moto ...", flush=True)
             with moto_server(workdir) as srv:

@@ -5,7 +5,9 @@ Copies (each run starts from an empty destination and a fresh database):
 - residency: `adopt` + `plan` + `migrate -j JOBS` through the real CLI (end to end, process
   start-up included), and the `migrate` step alone;
 - rclone: `rclone copy` with default settings (`--transfers 4 --checkers 8`) and tuned
-  (`--transfers 32 --checkers 32`).
+  (`--transfers 32 --checkers 32`);
+- fs -> fs only: `_copy_floor.py`, a bare CPython copier (walk, read, SHA-256, write, one sync):
+  the ceiling for any Python tool here, to tell our overhead from the language's.
 
 Cases: fs -> fs; moto (S3) -> fs; and moto -> fs through a proxy that adds `--latency-ms`
 (40 ms) to every request, the way a far-away object store would. See bench/README.md for what
@@ -270,6 +272,18 @@ def copy_case(
     return timings
 
 
+def python_floor(src: Path, work: Path, w: Workload, limit: float) -> Timing:
+    """`_copy_floor.py` from `src` into a fresh directory, process start-up included."""
+    dst = work / f"floor-{uuid.uuid4().hex[:6]}"
+    argv = [sys.executable, str(BENCH / "_copy_floor.py"), str(src), str(dst)]
+    seconds = _timed(argv, "python floor copy", limit)
+    copied = sum(1 for f in dst.rglob("*") if f.is_file())
+    if copied != w.objects:
+        raise BenchError(f"the python floor copied {copied} objects, expected {w.objects}")
+    shutil.rmtree(dst, ignore_errors=True)
+    return Timing("fs->fs: python floor (no metadata)", seconds, w.objects, w.bytes)
+
+
 def s3_source(port: int | None, bucket: str) -> dict[str, object]:
     return {
         "name": SRC,
@@ -432,6 +446,12 @@ def main() -> None:
             t = copy_case("fs->fs", work, w, lambda _: source, str(src), None, cfg)
             timings += t
             add_ratios("fs->fs", t)
+            floor = python_floor(src, work, w, cfg.limit)
+            timings.append(floor)
+            ratios.append(
+                ratio("fs->fs python floor vs rclone default", t[2].seconds, floor.seconds)
+            )
+            ratios.append(ratio("fs->fs residency vs python floor", floor.seconds, t[0].seconds))
         if only & {"moto", "latency"}:
             with moto_server(work) as srv:
                 import boto3
