@@ -1,19 +1,21 @@
 """One settings model, read from `residency.yaml` and `RESIDENCY_*` environment variables.
 
 Environment variables win over the file so that a deployment can override a checked-in config
-(`RESIDENCY_DATABASE_URL=postgresql+asyncpg://...`).
+(`RESIDENCY_DATABASE_URL=postgresql+asyncpg://...`). They are read here, in a dozen lines,
+rather than by pydantic-settings: importing that library cost every command ~60 ms, and
+all it did for us was this lookup.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 SCHEMES = ("fs", "memory", "s3", "oss", "cos", "obs", "azblob", "gcs")
@@ -63,10 +65,17 @@ class LocationConfig(BaseModel):
         return v
 
 
-class Settings(BaseSettings):
-    """Everything a residency process needs to know about its environment."""
+ENV_PREFIX = "RESIDENCY_"
 
-    model_config = SettingsConfigDict(env_prefix="RESIDENCY_", extra="forbid")
+
+class Settings(BaseModel):
+    """Everything a residency process needs to know about its environment.
+
+    `load_settings` merges the file, the environment and flags; `Settings(...)` itself is
+    exactly what it is given.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     data_dir: Path = Path("./residency-data")
     database_url: str | None = None
@@ -111,8 +120,42 @@ def _format_validation(err: ValidationError, source: str) -> str:
     return f"{source}: " + "; ".join(parts)
 
 
+def settings_from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Settings given as `RESIDENCY_<FIELD>` variables (any case, like pydantic-settings).
+
+    List and mapping fields are JSON (`RESIDENCY_ACCESS_POLICIES='["a.cedar"]'`), and JSON
+    `null` means unset; every other value is the plain string, validated with the rest.
+    """
+    env = os.environ if environ is None else environ
+    by_name = {key.upper(): value for key, value in env.items()}
+    found: dict[str, Any] = {}
+    for name, field in Settings.model_fields.items():
+        var = f"{ENV_PREFIX}{name.upper()}"
+        if var not in by_name:
+            continue
+        value: Any = by_name[var]
+        if _is_json(field.annotation):
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise ConfigError(f"{var}: not valid JSON ({exc})") from None
+            if value is None:
+                continue
+        found[name] = value
+    return found
+
+
+def _is_json(annotation: Any) -> bool:
+    """A list or mapping, alone or in a union (`list[str] | None`)."""
+    if get_origin(annotation) in (list, dict):
+        return True
+    return any(get_origin(arg) in (list, dict) for arg in get_args(annotation))
+
+
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Read settings from `path` (or `./residency.yaml` if present), env vars and overrides."""
+    import yaml  # only reading a file needs it (gateway workers get their Settings as JSON)
+
     data: dict[str, Any] = {}
     if path is None and "RESIDENCY_CONFIG" in os.environ:
         path = Path(os.environ["RESIDENCY_CONFIG"])
@@ -130,13 +173,14 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         data = loaded or {}
-    # Env vars beat the file: drop file keys that the environment sets.
-    for key in list(data):
-        if f"RESIDENCY_{key.upper()}" in os.environ:
-            del data[key]
+    # Env vars beat the file (a key the environment sets is not read from the file even
+    # when the variable is JSON null), and flags beat both.
+    env_set = {key.upper() for key in os.environ}
+    data = {k: v for k, v in data.items() if f"{ENV_PREFIX}{str(k).upper()}" not in env_set}
+    data.update(settings_from_environment())
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        settings = Settings(**data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_validation(exc, source)) from None
     names = [loc.name for loc in settings.locations]

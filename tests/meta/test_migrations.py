@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,10 +15,13 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
 from residency.meta import Database
-from residency.meta.db import alembic_config
+from residency.meta.db import alembic_config, read_head, script_head
+from residency.meta.errors import DatabaseConfigError
 from residency.meta.schema import full_metadata, model_modules
+from testkit import CliResult
 
 TABLES = {
     "tenants",
@@ -133,3 +140,229 @@ def test_postgresql_ddl(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "created TIMESTAMP WITH TIME ZONE NOT NULL" in ddl
     assert "user_metadata JSONB NOT NULL" in ddl
     assert "id BIGSERIAL NOT NULL" in ddl
+
+
+# --- the start-up check: one query at head, Alembic otherwise -------------------------------
+
+
+def _stamp(path: Path, revision: str) -> None:
+    engine = sa.create_engine(_sync_url(path))
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    engine.dispose()
+
+
+def _downgrade(path: Path, revision: str) -> None:
+    cfg = alembic_config()
+    engine = sa.create_engine(_sync_url(path))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+    engine.dispose()
+
+
+def _stamped(path: Path) -> list[str]:
+    engine = sa.create_engine(_sync_url(path))
+    with engine.connect() as conn:
+        rows = list(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
+    engine.dispose()
+    return rows
+
+
+def test_script_head_is_alembics_head() -> None:
+    """Read from the scripts' headers, never a copied constant: it must be Alembic's answer."""
+    assert script_head() is not None
+    assert script_head() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _script(rev: str, down: str, extra: str = "") -> str:
+    return textwrap.dedent(f'''\
+        """Revision {rev}.
+
+        Revision ID: {rev}
+        Revises: {down}
+        """
+
+        from collections.abc import Sequence
+
+        revision: str = "{rev}"
+        down_revision: str | Sequence[str] | None = {down}
+        {extra}
+
+        def upgrade() -> None:
+            revision = "not-a-header"  # indented: a local, not the header
+
+
+        def downgrade() -> None:
+            pass
+        ''')
+
+
+LAYOUTS: dict[str, dict[str, str]] = {
+    "linear": {
+        "a_1.py": _script("aaa1", "None"),
+        "a_2.py": _script("aaa2", "'aaa1'  # after aaa1"),
+        "a_3.py": _script("aaa3", '"aaa2"'),
+        "__init__.py": "",
+        ".#a_4.py": "revision = 'lock-file'",
+        "notes.txt": "revision = 'not a script'",
+    },
+    "two heads": {
+        "a_1.py": _script("aaa1", "None"),
+        "a_2.py": _script("aaa2", "'aaa1'"),
+        "b_2.py": _script("bbb2", "'aaa1'"),
+    },
+    "merged": {
+        "a_1.py": _script("aaa1", "None"),
+        "a_2.py": _script("aaa2", "'aaa1'"),
+        "b_2.py": _script("bbb2", "'aaa1'"),
+        "m_3.py": _script("mmm3", "('aaa2', 'bbb2')"),
+    },
+    "branch label": {
+        "a_1.py": _script("aaa1", "None"),
+        "a_2.py": _script("aaa2", "'aaa1'", "branch_labels = ('feature',)"),
+    },
+    "depends on": {
+        "a_1.py": _script("aaa1", "None"),
+        "b_1.py": _script("bbb1", "None", "branch_labels = None"),
+        "a_2.py": _script("aaa2", "'aaa1'", "depends_on = 'bbb1'"),
+    },
+    "computed header": {
+        "a_1.py": _script("aaa1", "None"),
+        "a_2.py": _script("aaa2", "'aaa1'").replace(
+            'revision: str = "aaa2"', "revision = PREFIX + '2'"
+        ),
+    },
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_read_head_agrees_with_alembic_or_defers(tmp_path: Path, layout: str) -> None:
+    """The cheap reading names Alembic's head, or nothing (then Alembic decides): never another."""
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    for name, text in LAYOUTS[layout].items():
+        (versions / name).write_text(text)
+    ours = read_head(versions)
+    if layout == "linear":
+        assert ours == "aaa3"
+    else:
+        assert ours is None
+    if layout == "computed header":
+        return  # Alembic cannot load that script either (PREFIX is undefined)
+    heads = ScriptDirectory(str(tmp_path), version_locations=[str(versions)]).get_heads()
+    assert ours is None or [ours] == heads
+
+
+def _migrate_in_child(path: Path) -> bool:
+    """Run `Database.migrate()` in a fresh interpreter; True if it had to import Alembic."""
+    code = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        from residency.meta import Database
+
+        async def main():
+            db = Database({f"sqlite+aiosqlite:///{path}"!r})
+            await db.migrate()
+            await db.dispose()
+
+        asyncio.run(main())
+        print("alembic" in sys.modules)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    return {"True": True, "False": False}[out.stdout.strip()]
+
+
+def test_migrate_at_head_does_not_load_alembic(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    assert _migrate_in_child(path) is True  # fresh: Alembic creates the schema
+    assert _stamped(path) == [script_head()]
+    assert _migrate_in_child(path) is False  # at head: one query
+    _downgrade(path, "0002")
+    assert _migrate_in_child(path) is True  # behind: Alembic upgrades
+    assert _stamped(path) == [script_head()]
+
+
+async def test_an_older_revision_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    await db.migrate()
+    await db.dispose()
+    _downgrade(path, "0002")
+    engine = sa.create_engine(_sync_url(path))
+    with engine.connect() as conn:
+        before = set(sa.inspect(conn).get_table_names())
+    engine.dispose()
+    assert _stamped(path) == ["0002"]
+    assert "ledger_accounts" not in before  # 0004's tables are really gone
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    await db.migrate()
+    await db.dispose()
+    assert _stamped(path) == [script_head()]
+    engine = sa.create_engine(_sync_url(path))
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), full_metadata())
+    engine.dispose()
+    assert diff == []
+
+
+async def test_an_unknown_revision_is_refused_with_alembics_message(tmp_path: Path) -> None:
+    """A database from a newer residency: refused, untouched, with a message, no traceback."""
+    path = tmp_path / "r.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    await db.migrate()
+    await db.dispose()
+    _stamp(path, "0099")
+    cfg = alembic_config()
+    engine = sa.create_engine(_sync_url(path))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        with pytest.raises(CommandError) as alembic_says:
+            command.upgrade(cfg, "head")
+    engine.dispose()
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    with pytest.raises(DatabaseConfigError) as refused:
+        await db.migrate()
+    await db.dispose()
+    assert refused.value.message == str(alembic_says.value)
+    assert "0099" in refused.value.message
+    assert _stamped(path) == ["0099"]
+
+
+@pytest.mark.parametrize(
+    "command_line",
+    [
+        ("plan", "--policy", "preset:default"),
+        ("report", "--json"),
+        ("audit", "verify"),
+        ("tenant", "list"),
+    ],
+    ids=lambda args: args[0],
+)
+def test_cli_refuses_an_unknown_revision_in_one_line(
+    tmp_path: Path, cli: Callable[..., CliResult], command_line: tuple[str, ...]
+) -> None:
+    data = tmp_path / "data"
+    created = cli("plan", "--policy", "preset:default", "--data-dir", str(data))
+    assert created.code == 0, created.stderr
+    _stamp(data / "residency.db", "0099")
+    result = cli(*command_line, env={"RESIDENCY_DATA_DIR": str(data)})
+    assert result.code == 2, (result.stdout, result.stderr)
+    assert result.stderr.strip().splitlines() == [
+        "error: Can't locate revision identified by '0099'"
+    ], result.stderr
+    assert _stamped(data / "residency.db") == ["0099"]
+
+
+@pytest.mark.parametrize("command_line", [("audit", "verify"), ("tenant", "list")], ids=" ".join)
+def test_cli_names_an_unusable_database_url_in_one_line(
+    cli: Callable[..., CliResult], command_line: tuple[str, ...]
+) -> None:
+    result = cli(*command_line, env={"RESIDENCY_DATABASE_URL": "not-a-url"})
+    assert result.code == 2, (result.stdout, result.stderr)
+    assert result.stderr.strip().splitlines() == [
+        "error: not a database URL: 'not-a-url' (e.g. sqlite+aiosqlite:///path/residency.db)"
+    ]

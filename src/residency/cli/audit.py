@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -246,6 +245,8 @@ def tail_cmd(
         sys.stdout.write(_jsonl(rec) if json_out else _line(rec) + "\n")
 
     async def work(db: Database) -> None:
+        import asyncio
+
         async with db.session(write=False) as session:
             recent = await last_entries(session, lines) if lines else []
             last = recent[-1]["seq"] if recent else await _newest_seq(session)

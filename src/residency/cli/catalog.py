@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich import box
 from rich.table import Table
 
-from residency.catalog import Catalog, CatalogError, Region, load_catalog
 from residency.cli.output import JSON_OPTION, console, err_console, fail, print_json
+
+if TYPE_CHECKING:
+    from residency.catalog import Catalog, Region
 
 catalog_app = typer.Typer(
     name="catalog",
@@ -25,6 +27,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _catalog() -> Catalog:
+    from residency.catalog import CatalogError, load_catalog
+
     try:
         return load_catalog()
     except CatalogError as exc:
@@ -85,6 +89,8 @@ def regions(
     Country "—" means the region spans several countries (GCS eu, R2 hints) or, for provider
     self, is set per location; such regions never match a country or group filter.
     """
+    from residency.catalog import CatalogError
+
     cat = _catalog()
     try:
         found = cat.find_regions(provider=provider, country=country, group=group)
@@ -158,6 +164,8 @@ def countries(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List ISO 3166-1 country codes with their names and continents."""
+    from residency.catalog import CatalogError
+
     cat = _catalog()
     try:
         members = cat.group(group) if group is not None else None

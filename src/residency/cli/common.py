@@ -1,18 +1,22 @@
-"""Plumbing shared by the commands that read settings and touch the metadata database."""
+"""Plumbing shared by the commands that read settings and touch the metadata database.
+
+Every CLI module is imported for each run (Typer needs their signatures), so the command
+modules import settings (pydantic), the database (SQLAlchemy), storage (OpenDAL) and
+the rest inside the functions that use them: `residency --help` pays for none of them.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from residency.cli.output import fail
-from residency.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from residency.config import Settings
     from residency.meta import Database
 
 T = TypeVar("T")
@@ -26,6 +30,8 @@ def cli_settings(
     With `default_locations`, a config without locations gets the embedded default's, the ones
     `residency serve` uses, so plan/report/sweep see the same places as the gateway.
     """
+    from residency.config import ConfigError, load_settings
+
     try:
         settings = load_settings(config, data_dir=data_dir)
     except ConfigError as exc:
@@ -42,17 +48,27 @@ def on_database(
 ) -> T:
     """`asyncio.run` of `work(db)` on the migrated database, disposed of afterwards.
 
-    Callers turn the errors they expect into one line. `make_data_dir=False` for commands
+    Callers turn the errors `work` raises into one line. `make_data_dir=False` for commands
     that only read: a missing data dir is then the database's error, not a fresh, empty store.
+    A database URL that does not work or a schema this version cannot migrate (one written by
+    a newer version) is one error line here.
     """
-    from residency.meta import Database
+    import asyncio
+
+    from residency.meta import Database, MetaError
 
     async def main() -> T:
         if make_data_dir:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = Database(settings.db_url)
         try:
-            await db.migrate()
+            db = Database(settings.db_url)
+        except MetaError as exc:
+            fail(exc.message)
+        try:
+            try:
+                await db.migrate()
+            except MetaError as exc:
+                fail(exc.message)
             return await work(db)
         finally:
             await db.dispose()

@@ -29,9 +29,9 @@ from residency.cli.output import (
     fail,
     print_json,
 )
-from residency.config import Settings
 
 if TYPE_CHECKING:
+    from residency.config import Settings
     from residency.meta import Database
     from residency.migrate.engine import EngineOptions
     from residency.storage import Location
@@ -88,18 +88,30 @@ def _policy(ref: str | None, settings: Settings) -> Any:
         fail(f"policy: {exc}")
 
 
-def _run(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    """Run `work(db)` on a migrated database; library errors become one readable line."""
-    from residency.meta.errors import MetaError
-    from residency.migrate.adopt import AdoptError
-    from residency.migrate.planfile import PlanError
-    from residency.storage import StorageError
+def _run(
+    settings: Settings,
+    work: Callable[[Database], Awaitable[T]],
+    *,
+    errors: tuple[type[Exception], ...] = (),
+    storage: bool = True,
+) -> T:
+    """Run `work(db)` on a migrated database; library errors become one readable line.
 
+    `errors` are the command's own (their message is the line); `storage=False` for work that
+    never touches a location, so `plan` does not import OpenDAL just to name StorageError.
+    """
+    from residency.meta.errors import MetaError
+
+    storage_errors: tuple[type[Exception], ...] = ()
+    if storage:
+        from residency.storage import StorageError
+
+        storage_errors = (StorageError,)
     try:
         return on_database(settings, work)
-    except (PlanError, AdoptError) as exc:
+    except errors as exc:
         fail(str(exc))
-    except StorageError as exc:
+    except storage_errors as exc:
         fail(f"storage: {exc}")
     except MetaError as exc:
         fail(exc.message)
@@ -130,6 +142,7 @@ def plan_cmd(
 ) -> None:
     """Compare where objects are with where the policy wants them; cost and time the moves."""
     from residency.catalog import load_catalog
+    from residency.migrate.planfile import PlanError
     from residency.migrate.planner import plan_to_file
     from residency.migrate.units import parse_rate
 
@@ -157,7 +170,7 @@ def plan_cmd(
             tmp.replace(output)  # a plan file is complete or absent
         return result
 
-    header, summary = _run(settings, work)
+    header, summary = _run(settings, work, errors=(PlanError,), storage=False)
     data = summary.to_dict(bps)
     if json_out:
         print_json(
@@ -252,6 +265,7 @@ def migrate_cmd(
         fail("--ray-address and --ray-tasks need --engine ray")
     from residency.migrate.engine import EngineOptions, Migrator
     from residency.migrate.journal import load_plan, run_counts
+    from residency.migrate.planfile import PlanError
     from residency.migrate.units import parse_rate
 
     settings = cli_settings(config, data_dir, default_locations=True)
@@ -276,7 +290,7 @@ def migrate_cmd(
             result = await migrator.run(header.id)
         return header, result, await run_counts(db, header.id)
 
-    header, result, counts = _run(settings, work)
+    header, result, counts = _run(settings, work, errors=(PlanError,))
     failures = [{"bucket": f.bucket, "key": f.key, "error": f.error} for f in result.failures]
     summary = {
         "event": "result",
@@ -537,7 +551,7 @@ def adopt_cmd(
             db, locations[location], bucket, classifier, prefix=prefix, concurrency=concurrency
         )
 
-    result = _run(settings, work)
+    result = _run(settings, work, errors=(AdoptError,))
     data = {
         "location": location,
         "bucket": bucket,

@@ -15,9 +15,9 @@ import typer
 
 from residency.cli.common import cli_settings, on_database
 from residency.cli.output import EXIT_FINDINGS, JSON_OPTION, console, fail, print_json
-from residency.config import Settings
 
 if TYPE_CHECKING:
+    from residency.config import Settings
     from residency.policy import Policy
     from residency.report import Report
 

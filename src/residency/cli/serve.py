@@ -7,16 +7,18 @@ whose first access key is printed once.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from residency.cli.output import console, fail
-from residency.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from residency.config import Settings
 
 DEFAULT_TENANT = "default"
 DEFAULT_PRINCIPAL = "admin"
@@ -40,6 +42,7 @@ def resolve_settings(
     data_dir: Path | None = None,
 ) -> tuple[Settings, bool]:
     """Settings from the file/env/flags; (settings, embedded) where embedded means defaults."""
+    from residency.config import ConfigError, load_settings
     from residency.defaults import default_locations
 
     if config is not None and not config.exists():
@@ -208,6 +211,8 @@ def serve(
         config, host=host, port=port, workers=workers, data_dir=data_dir
     )
     check_settings(settings)
+    import asyncio
+
     try:
         created = asyncio.run(bootstrap(settings, embedded))
     except Exception as exc:  # a database URL that does not work, a read-only data dir, ...
