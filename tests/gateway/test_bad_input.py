@@ -90,6 +90,22 @@ def test_anonymous_request_is_access_denied(gateway: Gateway) -> None:
     assert response.headers["x-amz-request-id"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "kind"), [("PATCH", "/b/k", "OBJECT"), ("OPTIONS", "/b", "BUCKET")]
+)
+def test_unknown_method_is_method_not_allowed(
+    gateway: Gateway, method: str, path: str, kind: str
+) -> None:
+    response = httpx.request(method, f"{gateway.endpoint}{path}")
+    assert response.status_code == 405
+    assert response.headers["content-type"].startswith("application/xml")
+    assert b"<Code>MethodNotAllowed</Code>" in response.content
+    assert f"<Method>{method}</Method>".encode() in response.content
+    assert f"<ResourceType>{kind}</ResourceType>".encode() in response.content
+    assert response.headers["allow"] == "GET, HEAD, PUT, POST, DELETE"
+    assert response.headers["x-amz-request-id"]
+
+
 def test_malformed_xml(gateway: Gateway) -> None:
     s3 = gateway.s3()
     bucket = new_bucket(s3)

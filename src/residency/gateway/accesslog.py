@@ -8,8 +8,8 @@ carry signatures there.
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,7 +18,7 @@ log = logging.getLogger("residency.gateway")
 
 def new_request_id() -> str:
     """16 upper-case hex characters, like S3's `x-amz-request-id`."""
-    return uuid.uuid4().hex[:16].upper()
+    return os.urandom(8).hex().upper()
 
 
 class AccessLog:

@@ -1,7 +1,8 @@
 """The S3 gateway as a Starlette application.
 
-One catch-all route: S3 names operations by method + query + addressing, not by path shape,
-so `routing.route` decides the operation and `handlers.HANDLERS` maps it to a coroutine.
+No Starlette routes: S3 names operations by method + query + addressing, not by path shape,
+so `S3Endpoint` takes every HTTP request, `routing.route` decides the operation and
+`handlers.HANDLERS` maps it to a coroutine.
 Every failure leaves as an S3 XML error; unexpected exceptions become `InternalError` plus a
 log line carrying the request id, never a traceback on the wire. A database too busy to answer
 (SQLite locked, PostgreSQL serialization failure or deadlock) is `SlowDown` (503), which every
@@ -18,7 +19,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route as StarletteRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from residency.config import Settings
 from residency.gateway import errors
@@ -84,6 +85,9 @@ async def _dispatch(request: Request) -> Response:
     identity: Identity | None = None
     r: Route | None = None
     try:
+        if request.method not in _METHODS:
+            what = "OBJECT" if "/" in request.url.path.strip("/") else "BUCKET"
+            raise errors.method_not_allowed(request.method, what, ", ".join(_METHODS))
         if _header_bytes(request) > MAX_HEADER_BYTES:
             raise errors.request_header_section_too_large()
         r = route(
@@ -129,6 +133,25 @@ async def _dispatch(request: Request) -> Response:
     return response
 
 
+class S3Endpoint:
+    """Answers every HTTP request itself; anything else (lifespan) goes on to Starlette.
+
+    S3 names operations by method, query and addressing, never by path shape, so the gateway
+    routes on its own (`routing.route`): Starlette's router, its path matching and its extra
+    exception wrappers would only add per-request cost on the hot path.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response = await _dispatch(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+
 def create_app(settings: Settings) -> Starlette:
     """The gateway app; the lifespan opens the database, catalog, locations and policy."""
 
@@ -143,7 +166,6 @@ def create_app(settings: Settings) -> Starlette:
             await gw.close()
 
     return Starlette(
-        routes=[StarletteRoute("/{path:path}", _dispatch, methods=_METHODS)],
-        middleware=[Middleware(AccessLog), Middleware(UnreadBodyGuard)],
+        middleware=[Middleware(AccessLog), Middleware(UnreadBodyGuard), Middleware(S3Endpoint)],
         lifespan=lifespan,
     )

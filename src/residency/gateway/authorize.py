@@ -39,7 +39,7 @@ from residency.gateway import errors
 from residency.gateway.context import RequestContext
 from residency.gateway.errors import S3Error
 from residency.meta.models import Bucket, MultipartUpload, ObjectVersion, Principal
-from residency.meta.repo.buckets import find_bucket
+from residency.meta.repo.buckets import bucket_row, find_bucket
 from residency.policy import Classification
 
 log = logging.getLogger("residency.gateway")
@@ -218,8 +218,9 @@ async def object_bucket(
     session: AsyncSession, ctx: RequestContext, name: str | None = None
 ) -> Bucket:
     """The bucket of an object operation (NoSuchBucket if none), unchecked: the caller must
-    then `check_object` before revealing anything about the object."""
-    row = await find_bucket(session, name if name is not None else ctx.bucket)
+    then `check_object` before revealing anything about the object. The bucket is a detached
+    copy (object operations only read it)."""
+    row = await bucket_row(session, name if name is not None else ctx.bucket)
     if row is None:
         raise errors.no_such_bucket(name if name is not None else ctx.bucket)
     if ctx.caller is None and ctx.gw.access.enforce:

@@ -23,7 +23,7 @@ from residency.gateway.state import Gateway
 from residency.meta.models import Bucket
 from residency.meta.repo.blobs import BlobRef, add_garbage, remove_intents
 from residency.meta.specs import VersionAttrs
-from residency.meta.writes import fresh_blob_key, register_intents
+from residency.meta.writes import fresh_blob_key, register_fresh_intents
 from residency.policy import (
     Classification,
     ClassificationError,
@@ -199,7 +199,7 @@ async def write_blob(
     """Write a fresh blob to every location (intents first); on failure nothing is left live."""
     blob_key = fresh_blob_key()
     refs = [(name, blob_key) for name in locations]
-    await gw.db.write(register_intents, refs)
+    await gw.db.write(register_fresh_intents, refs)
     try:
         info = await write_replicated(
             [gw.locations[name] for name in locations], blob_key, chunks, expect_size=expect_size

@@ -15,15 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import CursorResult, Table, bindparam, delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from residency.meta.errors import IntentMissing, InvalidArgument
 from residency.meta.ids import fresh_blob_key, new_version_id
 from residency.meta.models import Bucket, ObjectVersion, Placement, Segment
 from residency.meta.repo.blobs import BlobRef, add_garbage, add_intents, remove_intents
-from residency.meta.repo.objects import find_latest
+from residency.meta.repo.objects import detached, latest_version
 from residency.meta.specs import Checksums, SegmentSpec, VersionAttrs, check_object_key
 from residency.meta.types import utcnow
 
@@ -35,9 +36,25 @@ __all__ = [
     "fresh_blob_key",
     "install_version",
     "lock_key",
+    "register_fresh_intents",
     "register_intents",
     "retire_version",
 ]
+
+
+_VERSIONS = cast(Table, ObjectVersion.__table__)
+_SEGMENTS = cast(Table, Segment.__table__)
+_PLACEMENTS = cast(Table, Placement.__table__)
+# Built once: per call only the parameters change (no statement building, no cache key).
+_VERSION_BLOBS = (
+    select(_PLACEMENTS.c.location, _SEGMENTS.c.blob_key)
+    .join(_SEGMENTS, _SEGMENTS.c.object_version_id == _PLACEMENTS.c.object_version_id)
+    .where(_PLACEMENTS.c.object_version_id == bindparam("id"))
+)
+_DELETE_VERSION = delete(_VERSIONS).where(_VERSIONS.c.id == bindparam("id"))
+_INSERT_VERSION = insert(_VERSIONS)
+_INSERT_SEGMENTS = insert(_SEGMENTS)
+_INSERT_PLACEMENTS = insert(_PLACEMENTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +66,12 @@ class Commit:
 async def register_intents(session: AsyncSession, refs: Iterable[BlobRef]) -> None:
     """Record blobs about to be written; commit this transaction before writing them."""
     await add_intents(session, refs)
+
+
+async def register_fresh_intents(session: AsyncSession, refs: Iterable[BlobRef]) -> None:
+    """`register_intents` for keys just made by `fresh_blob_key()` (every PUT): random keys
+    never used before cannot have garbage rows, so none are looked up."""
+    await add_intents(session, refs, fresh=True)
 
 
 async def abandon_intents(session: AsyncSession, refs: Iterable[BlobRef]) -> None:
@@ -76,17 +99,14 @@ async def retire_version(session: AsyncSession, version: ObjectVersion, *, reaso
     """Remove a version (versioning is off); every blob of every placement becomes garbage.
 
     Three statements: the (location, blob) pairs, the garbage rows, and the version itself
-    (its segments and placements go with it: ON DELETE CASCADE).
+    (its segments and placements go with it: ON DELETE CASCADE). Core statements on the
+    tables: this runs on every overwrite and delete, and ORM-enabled ones cost several
+    times more Python for the same SQL.
     """
-    refs = (
-        await session.execute(
-            select(Placement.location, Segment.blob_key)
-            .join(Segment, Segment.object_version_id == Placement.object_version_id)
-            .where(Placement.object_version_id == version.id)
-        )
-    ).all()
+    await session.flush()  # pending ORM changes first: Core statements do not autoflush
+    refs = (await session.execute(_VERSION_BLOBS, {"id": version.id})).all()
     count = await add_garbage(session, [(loc, key) for loc, key in refs], reason=reason)
-    await session.execute(delete(ObjectVersion).where(ObjectVersion.id == version.id))
+    await session.execute(_DELETE_VERSION, {"id": version.id})
     return count
 
 
@@ -118,40 +138,43 @@ async def install_version(
         )
     now = now or utcnow()
     await lock_key(session, bucket.id, key)
-    replaced = await find_latest(session, bucket, key)
+    await session.flush()  # pending ORM changes first: Core statements do not autoflush
+    replaced = await latest_version(session, bucket.id, key)
     if replaced is not None:
         await retire_version(session, replaced, reason="replaced")
-        await session.flush()
-    version = ObjectVersion(
-        bucket_id=bucket.id,
-        key=key,
-        version_id=new_version_id(),
-        is_latest=True,
-        is_delete_marker=False,
-        size=size,
-        etag=etag,
-        md5=checksums.md5,
-        sha256=checksums.sha256,
-        crc32c=checksums.crc32c,
-        crc32=checksums.crc32,
-        content_type=attrs.content_type,
-        user_metadata=dict(attrs.user_metadata),
-        tags=dict(attrs.tags),
-        data_class=attrs.data_class,
-        subject=attrs.subject,
-        subject_count=attrs.subject_count,
-        rule=attrs.rule,
-        created=now,
-        part_count=part_count,
-    )
-    session.add(version)
-    await session.flush()
-    # Bulk INSERTs, not unit-of-work objects: this runs on every PUT.
+    values = {
+        "bucket_id": bucket.id,
+        "key": key,
+        "version_id": new_version_id(),
+        "is_latest": True,
+        "is_delete_marker": False,
+        "size": size,
+        "etag": etag,
+        "md5": checksums.md5,
+        "sha256": checksums.sha256,
+        "crc32c": checksums.crc32c,
+        "crc32": checksums.crc32,
+        "content_type": attrs.content_type,
+        "user_metadata": dict(attrs.user_metadata),
+        "tags": dict(attrs.tags),
+        "data_class": attrs.data_class,
+        "subject": attrs.subject,
+        "subject_count": attrs.subject_count,
+        "rule": attrs.rule,
+        "created": now,
+        "part_count": part_count,
+    }
+    # Core INSERTs on the tables, not unit-of-work objects: this runs on every PUT.
+    inserted = cast(CursorResult[Any], await session.execute(_INSERT_VERSION, values))
+    primary_key = inserted.inserted_primary_key
+    if primary_key is None:  # every supported dialect reports it for a one-row INSERT
+        raise RuntimeError("the database did not report the new version's id")
+    version_pk = primary_key[0]
     await session.execute(
-        insert(Segment),
+        _INSERT_SEGMENTS,
         [
             {
-                "object_version_id": version.id,
+                "object_version_id": version_pk,
                 "seq": i,
                 "blob_key": s.blob_key,
                 "size": s.size,
@@ -161,12 +184,19 @@ async def install_version(
         ],
     )
     await session.execute(
-        insert(Placement),
+        _INSERT_PLACEMENTS,
         [
-            {"object_version_id": version.id, "location": loc, "state": "ready", "created": now}
+            {
+                "object_version_id": version_pk,
+                "location": loc,
+                "state": "ready",
+                "created": now,
+                "verified_at": None,
+            }
             for loc in locations
         ],
     )
+    version = detached(ObjectVersion, {**values, "id": version_pk})
     return Commit(version=version, replaced=replaced)
 
 
@@ -212,7 +242,7 @@ async def commit_version(
 async def delete_object(session: AsyncSession, bucket: Bucket, key: str) -> ObjectVersion | None:
     """Delete the latest version of `key`; None if there was none (S3 answers 204 anyway)."""
     await lock_key(session, bucket.id, key)
-    version = await find_latest(session, bucket, key)
+    version = await latest_version(session, bucket.id, key)
     if version is not None:
         await retire_version(session, version, reason="deleted")
     return version

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import TypeVar, cast
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from residency.meta.errors import BlobBusy
@@ -28,6 +28,21 @@ from residency.meta.types import utcnow
 
 BlobRef = tuple[str, str]
 """(location name, blob key)"""
+
+# Core statements on the tables (every PUT runs these): ORM-enabled ones cost several times
+# more Python for the same SQL.
+_GARBAGE = cast(Table, GarbageBlob.__table__)
+_INTENTS = cast(Table, BlobIntent.__table__)
+_INSERT_GARBAGE = insert(_GARBAGE)
+_INSERT_INTENTS = insert(_INTENTS)
+_REMOVE_INTENTS = (
+    delete(_INTENTS)
+    .where(
+        _INTENTS.c.location == bindparam("location"),
+        _INTENTS.c.blob_key.in_(bindparam("keys", expanding=True)),
+    )
+    .returning(_INTENTS.c.location, _INTENTS.c.blob_key)
+)
 
 T = TypeVar("T")
 _CHUNK = 250  # bound on bound parameters per statement (SQLite allows 32766, PG 65535)
@@ -61,26 +76,28 @@ async def add_garbage(
         for loc, key in dict.fromkeys(refs)
     ]
     for chunk in _chunks(rows):
-        await session.execute(insert(GarbageBlob), list(chunk))
+        await session.execute(_INSERT_GARBAGE, list(chunk))
     return len(rows)
 
 
-async def add_intents(session: AsyncSession, refs: Iterable[BlobRef]) -> int:
+async def add_intents(
+    session: AsyncSession, refs: Iterable[BlobRef], *, fresh: bool = False
+) -> int:
     """Record blobs about to be written (commit before writing them).
 
-    A fresh key has no history. A key written again at a location where an older copy is
-    garbage (a migration moving a version back) takes that copy over: its garbage rows go,
-    so the sweep cannot delete the new bytes. If the sweep has already claimed one, the bytes
-    may be deleted at any moment: refuse with `BlobBusy` (retry after the sweep).
+    A fresh key (`fresh=True`: every key comes from `fresh_blob_key()`, random and never used
+    before) has no history, so no garbage row can name it and none is looked for. A key
+    written again at a location where an older copy is garbage (a migration moving a version
+    back) takes that copy over: its garbage rows go, so the sweep cannot delete the new bytes.
+    If the sweep has already claimed one, the bytes may be deleted at any moment: refuse with
+    `BlobBusy` (retry after the sweep).
     """
     refs = list(dict.fromkeys(refs))
-    for location, keys in _by_location(refs):
+    for location, keys in [] if fresh else _by_location(refs):
         pending = (
             await session.execute(
-                select(
-                    GarbageBlob.id, GarbageBlob.location, GarbageBlob.blob_key, GarbageBlob.claimed
-                )
-                .where(GarbageBlob.location == location, GarbageBlob.blob_key.in_(keys))
+                select(_GARBAGE.c.id, _GARBAGE.c.location, _GARBAGE.c.blob_key, _GARBAGE.c.claimed)
+                .where(_GARBAGE.c.location == location, _GARBAGE.c.blob_key.in_(keys))
                 .with_for_update()
             )
         ).all()
@@ -92,12 +109,12 @@ async def add_intents(session: AsyncSession, refs: Iterable[BlobRef]) -> int:
             )
         if pending:
             await session.execute(
-                delete(GarbageBlob).where(GarbageBlob.id.in_([row.id for row in pending]))
+                delete(_GARBAGE).where(_GARBAGE.c.id.in_([row.id for row in pending]))
             )
     now = utcnow()
     rows = [{"location": loc, "blob_key": key, "created": now} for loc, key in refs]
     for chunk in _chunks(rows):
-        await session.execute(insert(BlobIntent), list(chunk))
+        await session.execute(_INSERT_INTENTS, list(chunk))
     return len(rows)
 
 
@@ -105,11 +122,7 @@ async def remove_intents(session: AsyncSession, refs: Iterable[BlobRef]) -> set[
     """Delete the intents for `refs`; return the refs that had none (never registered/swept)."""
     missing = set(refs)
     for location, keys in _by_location(list(missing)):
-        found = await session.execute(
-            delete(BlobIntent)
-            .where(BlobIntent.location == location, BlobIntent.blob_key.in_(keys))
-            .returning(BlobIntent.location, BlobIntent.blob_key)
-        )
+        found = await session.execute(_REMOVE_INTENTS, {"location": location, "keys": list(keys)})
         missing.difference_update((loc, key) for loc, key in found)
     return missing
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
+from typing import cast
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import Table, bindparam, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -19,6 +20,8 @@ from residency.meta.errors import (
 )
 from residency.meta.models import Bucket, MultipartPart, MultipartUpload, ObjectVersion, Tenant
 from residency.meta.repo.blobs import add_garbage
+from residency.meta.repo.objects import detached
+from residency.meta.repo.rawsql import Prepared, driver_connection
 from residency.meta.types import utcnow
 
 _ALLOWED = re.compile(r"[a-z0-9.-]+")
@@ -93,9 +96,29 @@ async def find_bucket(session: AsyncSession, name: str) -> Bucket | None:
     return await session.scalar(select(Bucket).where(Bucket.name == name))
 
 
+_BUCKETS = cast(Table, Bucket.__table__)
+_BY_NAME = select(_BUCKETS).where(_BUCKETS.c.name == bindparam("name"))
+_RAW_BY_NAME = Prepared(_BY_NAME)
+
+
+async def bucket_row(session: AsyncSession, name: str) -> Bucket | None:
+    """`find_bucket` as a Core query: a detached copy, not an object of the session.
+
+    For request paths that only read the bucket (every object operation): a row without the
+    ORM's loading machinery. Use `find_bucket` to change or delete the bucket.
+    """
+    row = (await session.execute(_BY_NAME, {"name": name})).first()
+    return None if row is None else detached(Bucket, row._mapping)
+
+
 def load_bucket(session: Session, name: str) -> Bucket | None:
-    """`find_bucket` for `Database.read`: one hop on the write path's hot start."""
-    return session.scalar(select(Bucket).where(Bucket.name == name))
+    """`bucket_row` for `Database.read`: one hop on the write path's hot start."""
+    raw = driver_connection(session)
+    if raw is not None:
+        rows = _RAW_BY_NAME.rows(raw, session.get_bind().dialect, {"name": name})
+        return detached(Bucket, rows[0]) if rows else None
+    row = session.execute(_BY_NAME, {"name": name}).first()
+    return None if row is None else detached(Bucket, row._mapping)
 
 
 async def get_bucket(session: AsyncSession, name: str) -> Bucket:
