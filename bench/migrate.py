@@ -272,6 +272,16 @@ def copy_case(
     return timings
 
 
+def compile_residency() -> None:
+    """Byte-compile the package first, as `pip install` does: with PYTHONDONTWRITEBYTECODE set
+    (or a read-only tree) every CLI run would otherwise compile it from source again."""
+    import compileall
+
+    import residency
+
+    compileall.compile_dir(Path(residency.__file__).parent, quiet=1)
+
+
 def python_floor(src: Path, work: Path, w: Workload, limit: float) -> Timing:
     """`_copy_floor.py` from `src` into a fresh directory, process start-up included."""
     dst = work / f"floor-{uuid.uuid4().hex[:6]}"
@@ -422,6 +432,7 @@ def main() -> None:
         parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
     print(describe_machine())
     print(f"workload: {w.describe()}; residency migrate -j {cfg.jobs}")
+    compile_residency()
     timings: list[Timing] = []
     ratios: list[Ratio] = []
     started = time.perf_counter()

@@ -2,10 +2,10 @@
 
 Nothing is copied: each blob becomes an object whose single placement is the location it is
 already at, under its native key (blob key = object key). The listing streams page by page
-and rows go in with batched inserts, so memory stays flat for millions of keys (apart from a
-`--lookup` table, which is held as a dict). Adopted blobs are only ever deleted by a migration
-that verified a copy elsewhere first. Keys already managed in the bucket are left alone, so
-adopting again after an interruption just continues.
+and rows go in with batched Core inserts while the next batch is listed, so memory stays flat
+for millions of keys (apart from a `--lookup` table, which is held as a dict). Adopted blobs
+are only ever deleted by a migration that verified a copy elsewhere first. Keys already managed
+in the bucket are left alone, so adopting again after an interruption just continues.
 
 Classification, first hit wins per field: the lookup row for the key, the first matching
 rule of `--rules`, then the policy's own classifiers, the bucket default and the policy default.
@@ -18,17 +18,19 @@ at a time, one listing batch at a time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sqlalchemy import insert, select, true
+from sqlalchemy import Table, insert, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from residency.audit import MIGRATION_STEP, append
 from residency.meta import Database
@@ -65,6 +67,10 @@ __all__ = [
 ]
 
 ACTOR = "residency adopt"
+_VERSIONS = cast(Table, ObjectVersion.__table__)
+_SEGMENTS = cast(Table, Segment.__table__)
+_PLACEMENTS = cast(Table, Placement.__table__)
+_ID_CHUNK = 500  # bound parameters per IN (...) list
 
 
 class AdoptError(Exception):
@@ -531,21 +537,39 @@ async def adopt_location(
             concurrency=concurrency,
         )
     result = AdoptResult()
-    batch: list[BlobStat] = []
+    # The next batch is listed while one is recorded (memory: two batches of stats).
+    batches: asyncio.Queue[tuple[list[BlobStat], bool] | Exception | None] = asyncio.Queue(1)
+
+    async def list_batches() -> None:
+        try:
+            batch: list[BlobStat] = []
+            async for stat in location.list(prefix):
+                if stat.key.endswith("/"):
+                    continue
+                batch.append(stat)
+                if len(batch) >= batch_size:
+                    await batches.put((batch, True))
+                    batch = []
+            if batch:
+                await batches.put((batch, False))
+            await batches.put(None)
+        except Exception as exc:  # the consumer raises it
+            await batches.put(exc)
+
+    lister = asyncio.create_task(list_batches())
     try:
-        async for stat in location.list(prefix):
-            if stat.key.endswith("/"):
-                continue
-            result.listed += 1
-            batch.append(stat)
-            if len(batch) >= batch_size:
-                await _adopt_batch(db, location, bucket, batch, classifier, reader, result)
-                batch = []
-                if on_batch is not None:
-                    on_batch(result)
-        if batch:
+        while (item := await batches.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            batch, full = item
+            result.listed += len(batch)
             await _adopt_batch(db, location, bucket, batch, classifier, reader, result)
+            if full and on_batch is not None:
+                on_batch(result)
     finally:
+        lister.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lister
         if reader is not None:
             reader.close()
     return result
@@ -593,6 +617,17 @@ async def _read_attributes(
     for key, attrs in found.items():
         if attrs is None:
             result.errors.append((key, "gone before its metadata could be read"))
+    return found
+
+
+async def _version_ids(session: AsyncSession, version_ids: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for i in range(0, len(version_ids), _ID_CHUNK):
+        chunk = version_ids[i : i + _ID_CHUNK]
+        rows = await session.execute(
+            select(_VERSIONS.c.version_id, _VERSIONS.c.id).where(_VERSIONS.c.version_id.in_(chunk))
+        )
+        found.update((vid, ov_id) for vid, ov_id in rows)
     return found
 
 
@@ -658,35 +693,33 @@ async def _adopt_batch(
             result.bytes += stat.size
         if not rows:
             return
-        ids = (
-            await session.scalars(
-                insert(ObjectVersion).returning(ObjectVersion.id, sort_by_parameter_order=True),
-                rows,
-            )
-        ).all()
+        # Core executemany, no RETURNING: ORM bulk inserts that return ids run one statement
+        # per row on SQLite. The ids come back with one indexed query per chunk instead.
+        await session.execute(insert(_VERSIONS), rows)
+        ids = await _version_ids(session, [r["version_id"] for r in rows])
         await session.execute(
-            insert(Segment),
+            insert(_SEGMENTS),
             [
                 {
-                    "object_version_id": i,
+                    "object_version_id": ids[r["version_id"]],
                     "seq": 0,
                     "blob_key": r["key"],
                     "size": r["size"],
                     "etag": "",
                 }
-                for i, r in zip(ids, rows, strict=True)
+                for r in rows
             ],
         )
         await session.execute(
-            insert(Placement),
+            insert(_PLACEMENTS),
             [
                 {
-                    "object_version_id": i,
+                    "object_version_id": ids[r["version_id"]],
                     "location": location.name,
                     "state": "ready",
                     "created": now,
                 }
-                for i in ids
+                for r in rows
             ],
         )
         await append(

@@ -6,24 +6,28 @@ One action (one object) goes through these steps:
    destination blobs in a committed transaction (batched too) before the first byte: the
    sweep reclaims them if we die.
 2. Copy and verify: read the source once and write it to all destinations, all or nothing,
-   hashing the bytes as they are written. A small blob is copied whole in one worker-thread
-   hop (`copy_whole`: one GET, one PUT and one stat per destination); a larger one streams
-   (`replicate_stream`: ranged reads from the source, multipart uploads with parallel parts to
-   an object store). A copy is verified when every byte was written, every writer closed
-   successfully, each destination reports the size written, and the digests computed over
-   those bytes match the checksums recorded for the source (SHA-256 is always computed; the
-   audit records it). Re-reading the destination is `residency verify --deep`'s job. At most
-   `concurrency` objects are in this step.
-3. Commit (batched): one transaction re-reads the objects, clears the intents, records the
+   hashing the bytes as they are written. A small blob is copied whole in a worker thread
+   (`copy_whole`: one GET, one PUT and one stat per destination), many blobs per thread hop
+   (`WholeCopier`); a larger one streams (`replicate_stream`: ranged reads from the source,
+   multipart uploads with parallel parts to an object store). A copy is verified when every
+   byte was written, every writer closed successfully, each destination reports the size
+   written, and the digests computed over those bytes match the checksums recorded for the
+   source (SHA-256 is always computed; the audit records it). Re-reading the destination is
+   `residency verify --deep`'s job. At most `concurrency` objects are in this step.
+3. Make durable (batched): a whole copy to a local disk is written without an fsync of its
+   own; one `syncfs` per destination filesystem flushes a whole batch of them
+   (`storage.local_io.SyncBarrier`), overlapping the previous batch's commit. A copy whose
+   flush failed is retried, never recorded.
+4. Commit (batched): one transaction re-reads the objects, clears the intents, records the
    destination placements as `verified`, releases the sources a move leaves behind, journals
    each action's new state and appends one `migration_step` audit entry per placement change
    (last, right before the commit).
-4. Sources that a copy (not a move) drops are released in a later batch, only after the
+5. Sources that a copy (not a move) drops are released in a later batch, only after the
    commit that recorded the verified destination.
 
 Keys. The metadata model has one blob key per segment, the same at every location. A *move*
 (no current placement stays) writes fresh keys on every attempt and switches the object to
-them in one transaction together with releasing the old placements (steps 3 and 4 at once):
+them in one transaction together with releasing the old placements (steps 4 and 5 at once):
 an aborted attempt's blobs are never rewritten, so the sweep can reclaim them without racing
 a retry. When a placement stays (adding a replica), the destination gets the existing keys;
 a key still awaiting the sweep there is refused, and so is a native (adopted) key that
@@ -39,13 +43,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import logging
 import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, tuple_, update
@@ -72,6 +76,7 @@ from residency.migrate.journal import finish_run, unfinished_actions
 from residency.migrate.limits import TokenBucket, throttled
 from residency.migrate.models import MigrationAction
 from residency.migrate.ranges import ranged_read
+from residency.migrate.whole_copies import WholeCopier, WholeCopy
 from residency.storage import (
     BlobNotFound,
     Hasher,
@@ -81,15 +86,22 @@ from residency.storage import (
     StorageError,
     StoragePermissionDenied,
     Written,
-    copy_whole,
     replicate_stream,
     whole_copy_possible,
 )
 from residency.storage.checksums import Algorithm
+from residency.storage.local_io import SyncBarrier
+from residency.storage.opendal_store import OpendalStore
 
 __all__ = ["ActionFailure", "EngineOptions", "Migrator", "RunResult"]
 
 log = logging.getLogger(__name__)
+
+LOCAL_THREADS = 2
+"""worker threads for whole copies between local disks: those are bound by CPU and system
+calls, so more threads than this only contend for the GIL"""
+LOCAL_PER_HOP = 64
+"""most local whole copies per thread hop"""
 
 
 @dataclass(frozen=True)
@@ -178,6 +190,23 @@ def _is_minted(key: str) -> bool:
     return key.startswith(BLOB_PREFIX)
 
 
+def _fs_root(location: Location) -> Path | None:
+    """The directory of a bare `fs` location (no Python layer in between), else None."""
+    store = location.store
+    return store.fs_root if isinstance(store, OpendalStore) else None
+
+
+def _sync_all(barriers: Sequence[tuple[str, SyncBarrier]]) -> dict[str, str]:
+    """Blocking: flush each barrier's filesystem; the locations that failed, with why."""
+    failed: dict[str, str] = {}
+    for name, barrier in barriers:
+        try:
+            barrier.sync()
+        except OSError as exc:
+            failed[name] = exc.strerror or str(exc)
+    return failed
+
+
 class Migrator:
     """Runs the unfinished actions of one journaled plan."""
 
@@ -207,6 +236,9 @@ class Migrator:
         self._copying = asyncio.Semaphore(self.options.concurrency)
         self._large = asyncio.Semaphore(max(1, self.options.large_concurrency))
         self._pool: ThreadPoolExecutor | None = None
+        self._local: WholeCopier | None = None
+        self._remote: WholeCopier | None = None
+        self._barriers: dict[str, SyncBarrier] = {}
         size, linger = self.options.batch_size, self.options.batch_linger
         self._loader: Batcher[MigrationAction, Obj | None] = Batcher(
             self._load_batch, size, linger=linger
@@ -214,6 +246,9 @@ class Migrator:
         self._intents: Batcher[list[BlobRef], None] = Batcher(
             self._intents_batch, size, linger=linger
         )
+        # Flushes overlap the previous batch's commit: a flush may wait on other writers'
+        # dirty data on the same filesystem.
+        self._syncer: Batcher[CommitJob, None] = Batcher(self._sync_batch, size, linger=linger)
         self._committer: Batcher[CommitJob, str] = Batcher(self._commit_batch, size, linger=linger)
 
     @asynccontextmanager
@@ -242,18 +277,37 @@ class Migrator:
             for _ in range(workers):
                 await queue.put(None)
             # The last actions are in flight: batches that wait for more only delay the end.
-            for batcher in (self._loader, self._intents, self._committer):
+            for batcher in (self._loader, self._intents, self._syncer, self._committer):
                 batcher.stop_lingering()
 
         async def work() -> None:
             while (action := await queue.get()) is not None:
                 await self._execute(action)
 
-        with ThreadPoolExecutor(
-            self.options.concurrency, thread_name_prefix="residency-copy"
-        ) as self._pool:
-            await asyncio.gather(produce(), *(work() for _ in range(workers)))
-        self._pool = None
+        conc = self.options.concurrency
+        # Barriers open before the first write: they report every writeback error after it.
+        self._barriers = {
+            name: barrier
+            for name, loc in self.locations.items()
+            if (root := _fs_root(loc)) is not None and (barrier := SyncBarrier.open(root))
+        }
+        try:
+            with ThreadPoolExecutor(conc, thread_name_prefix="residency-copy") as self._pool:
+                self._local = WholeCopier(
+                    self._pool,
+                    threads=min(conc, LOCAL_THREADS),
+                    per_hop=LOCAL_PER_HOP,
+                    barriers=self._barriers,
+                )
+                self._remote = WholeCopier(
+                    self._pool, threads=conc, per_hop=1, barriers=self._barriers
+                )
+                await asyncio.gather(produce(), *(work() for _ in range(workers)))
+        finally:
+            self._pool = self._local = self._remote = None
+            for barrier in self._barriers.values():
+                barrier.close()
+            self._barriers = {}
         if not self.result.failures:
             await finish_run(self.db, run_id)
         return self.result
@@ -337,6 +391,8 @@ class Migrator:
                 raise ActionError(f"unknown journal state {action.state!r}")
             if job is None:
                 continue
+            if self._unsynced(job):
+                await self._syncer.submit(job)
             action.state = await self._committer.submit(job)
         return action.state
 
@@ -352,6 +408,27 @@ class Migrator:
         async with self._write() as session:
             await add_intents(session, [ref for refs in groups for ref in refs])
         return [None] * len(groups)
+
+    def _unsynced(self, job: CommitJob) -> list[str]:
+        """Destinations of `job`'s copies that a barrier has yet to make durable."""
+        if job.kind not in ("move", "place"):
+            return []
+        return [d for d in job.targets if d in self._barriers]
+
+    async def _sync_batch(self, jobs: list[CommitJob]) -> list[Exception | None]:
+        """One flush per destination filesystem for the whole batch; a copy whose flush failed
+        is not durable and must not be recorded."""
+        names = sorted({d for job in jobs for d in self._unsynced(job)})
+        failed = await asyncio.to_thread(_sync_all, [(n, self._barriers[n]) for n in names])
+        results: list[Exception | None] = []
+        for job in jobs:
+            lost = [d for d in self._unsynced(job) if d in failed]
+            results.append(
+                TransientError(f"could not make the copy durable at {lost[0]}: {failed[lost[0]]}")
+                if lost
+                else None
+            )
+        return results
 
     async def _commit_batch(self, jobs: list[CommitJob]) -> list[str | Exception]:
         try:
@@ -438,14 +515,12 @@ class Migrator:
         """Copy one blob to every destination and check the sizes stored there."""
         opts = self.options
         small = seg.size <= min(opts.whole_threshold, opts.range_threshold)
-        if small and self._pool is not None and whole_copy_possible([source, *dsts]):
+        copier = self._local if all(_fs_root(loc) for loc in (source, *dsts)) else self._remote
+        if small and copier is not None and whole_copy_possible([source, *dsts]):
             await self._rate(1 + 2 * len(dsts))  # GET, then PUT and stat per destination
             if self.bandwidth is not None:
                 await self.bandwidth.take(seg.size)
-            copy = functools.partial(
-                copy_whole, source, seg.key, dsts, key, size=seg.size, algorithms=algorithms
-            )
-            return await asyncio.get_running_loop().run_in_executor(self._pool, copy)
+            return await copier.copy(WholeCopy(source, seg.key, dsts, key, seg.size, algorithms))
         async with self._large:
             await self._rate(len(dsts))
             written = await replicate_stream(

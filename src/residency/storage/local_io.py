@@ -5,17 +5,43 @@ costs several thread handoffs (measured: ~300 µs of CPU for a 16 KiB read and ~
 write, against ~30 µs with plain system calls). For the small-blob copy path, which does
 nothing else, that overhead was most of the work. These functions do what OpenDAL's `fs`
 backend does for the same key, with the same guarantees: the path is the root joined with a
-key that `validate_key` already refused to let alias or escape; parent directories are created
-on write; a write is fsynced before it returns, as OpenDAL's `fs` writer does.
+key that `validate_key` already refused to let alias or escape; parent directories (never the
+root itself: a missing root means the location is down) are created on write; a write is
+fsynced before it returns, as OpenDAL's `fs` writer does.
+
+Deferred durability (`SyncBarrier`). A bulk copier that writes many small blobs can leave the
+fsync out of each write and make all of them durable at once before it records any of them:
+`write_file(..., barrier=b)` skips the fsync when the file is on the barrier's filesystem, and
+`b.sync()` then flushes that filesystem with Linux `syncfs(2)`. Why syncfs and not the others:
+
+- an fsync per file forces one journal commit per file (here ~0.4 ms each, most of a 16 KiB
+  copy); syncfs writes back every dirty page and inode of the filesystem, new directory
+  entries included, under one journal commit (2,000 such files: ~0.1 s in total);
+- `os.sync()` reports no errors, so a failed writeback would go unnoticed: not a guarantee;
+- since Linux 5.8 syncfs reports writeback errors. It checks the filesystem's error sequence
+  against the one sampled when the barrier's descriptor was opened, so a barrier opened before
+  the first write sees every error after it (and, conservatively, errors of other writers on
+  the same filesystem, which make the caller retry rather than trust).
+
+Hence `SyncBarrier.open` returns None (callers then fsync every write, as before) off Linux,
+on kernels before 5.8, without `syncfs` in libc, or for a root it cannot open; and a file that
+lands on another filesystem (a mount below the root) is fsynced at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import errno
 import os
+import re
 import stat
+import sys
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
+from typing import cast
 
 from residency.storage.errors import (
     BlobNotFound,
@@ -25,6 +51,7 @@ from residency.storage.errors import (
 )
 
 __all__ = [
+    "SyncBarrier",
     "delete_file",
     "file_size",
     "read_file",
@@ -49,6 +76,65 @@ def _error(exc: OSError, root: Path, location: str, key: str, op: str) -> Storag
     return LocationUnavailable(f"{op} failed: {cause}", location=location, key=key)
 
 
+@cache
+def _syncfs() -> Callable[[int], int] | None:
+    """libc's syncfs if this kernel reports writeback errors through it (Linux 5.8+)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    found = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    if found is None or (int(found[1]), int(found[2])) < (5, 8):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return cast(Callable[[int], int], fn)
+
+
+class SyncBarrier:
+    """Makes every write under one `fs` root durable at once (see the module docstring)."""
+
+    def __init__(self, fd: int, device: int) -> None:
+        self._fd = fd
+        self.device = device
+        """the filesystem (st_dev) that `sync` flushes"""
+
+    @classmethod
+    def open(cls, root: Path) -> SyncBarrier | None:
+        """A barrier for `root`, or None where deferring fsyncs would lose the guarantee.
+
+        Open it before the writes it is to cover: writeback errors are reported from then on.
+        """
+        if _syncfs() is None:
+            return None
+        try:
+            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return None
+        try:
+            return cls(fd, os.fstat(fd).st_dev)
+        except OSError:
+            os.close(fd)
+            return None
+
+    def sync(self) -> None:
+        """Blocking: flush the filesystem; OSError if any writeback since `open` failed."""
+        fn = _syncfs()
+        if fn is None or self._fd < 0:
+            raise OSError(errno.EBADF, "sync barrier is closed")
+        if fn(self._fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
 def read_file(root: Path, location: str, key: str) -> bytes:
     try:
         with open(os.path.join(root, key), "rb", buffering=0) as f:
@@ -71,20 +157,26 @@ def read_range(root: Path, location: str, key: str, offset: int, length: int) ->
         raise _error(exc, root, location, key, "read") from exc
 
 
-def write_file(root: Path, location: str, key: str, data: bytes) -> None:
+def write_file(
+    root: Path, location: str, key: str, data: bytes, *, barrier: SyncBarrier | None = None
+) -> None:
+    """Durable when it returns, or, with `barrier`, once `barrier.sync()` has returned."""
     path = os.path.join(root, key)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
     try:
         try:
             fd = os.open(path, flags, 0o644)
         except FileNotFoundError:
+            if not os.path.isdir(root):
+                raise
             os.makedirs(os.path.dirname(path), exist_ok=True)
             fd = os.open(path, flags, 0o644)
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            if barrier is None or os.fstat(fd).st_dev != barrier.device:
+                os.fsync(fd)
         finally:
             os.close(fd)
     except OSError as exc:

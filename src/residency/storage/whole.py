@@ -7,15 +7,19 @@ which releases the GIL while it waits on IO: one GET at the source (no HEAD firs
 and one stat per destination. Like `write_replicated` it is all or nothing: on any failure
 the destinations written so far are deleted again.
 
+On an `fs` destination with a `SyncBarrier` (see `local_io`) the write is not fsynced: the
+caller makes it durable with the barrier before it records the copy, one flush for many blobs.
+
 Only plain OpenDAL stores qualify (`whole_copy_possible`): a Python layer (fault injection, a
 test's logger) must see every call, so those locations take the streaming path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from residency.storage import local_io
 from residency.storage.blobs import Written, validate_key
 from residency.storage.checksums import Algorithm, Hasher
 from residency.storage.errors import SizeMismatch, StorageError
@@ -40,11 +44,14 @@ def copy_whole(
     *,
     size: int,
     algorithms: Sequence[Algorithm],
+    barriers: Mapping[str, local_io.SyncBarrier] | None = None,
 ) -> Written:
     """Blocking: copy `src_key` (recorded as `size` bytes) to `key` at every destination.
 
     Call it from a worker thread. Raises `StorageError`s naming location and key; a source
-    that is not `size` bytes long raises `SizeMismatch` before anything is written.
+    that is not `size` bytes long raises `SizeMismatch` before anything is written. The copy
+    is durable when this returns, except at destinations named in `barriers`: there it is
+    durable once that barrier's `sync()` has returned.
     """
     src = _store(source)
     dsts = [_store(loc) for loc in destinations]
@@ -60,7 +67,11 @@ def copy_whole(
     try:
         for dst in dsts:
             written.append(dst)
-            dst.write_bytes(key, data)
+            barrier = barriers.get(dst.name) if barriers else None
+            if barrier is not None and dst.fs_root is not None:
+                local_io.write_file(dst.fs_root, dst.name, key, data, barrier=barrier)
+            else:
+                dst.write_bytes(key, data)
             stored = dst.size_of(key)
             if stored != size:
                 raise StorageError(
