@@ -16,13 +16,15 @@ _SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
 
 
 def fresh_blob_key() -> str:
-    """A never-reused blob key, sharded by its first hex digits (`blobs/3f/a2/3fa2...`).
+    """A never-reused blob key, sharded by its first two hex digits (`blobs/3f/3fa2...`).
 
-    Sharding spreads keys over prefixes: object stores partition by prefix and `fs`
-    locations keep directories small.
+    Sharding spreads keys over prefixes, which object stores partition by. One level of 256
+    shards, as git does: on `fs` a deeper tree (256 x 256) made nearly every write of a bulk
+    copy create a directory first (~0.2 ms each), while ext4/xfs directories hold millions of
+    entries in hashed indexes, so one level stays cheap to look up at any realistic count.
     """
     h = uuid.uuid4().hex
-    return f"{BLOB_PREFIX}{h[:2]}/{h[2:4]}/{h}"
+    return f"{BLOB_PREFIX}{h[:2]}/{h}"
 
 
 def new_version_id() -> str:

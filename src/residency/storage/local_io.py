@@ -38,11 +38,13 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import cast
 
+from residency.storage.blobs import BlobStat
 from residency.storage.errors import (
     BlobNotFound,
     LocationUnavailable,
@@ -57,6 +59,7 @@ __all__ = [
     "read_file",
     "read_range",
     "readable_size",
+    "walk",
     "write_file",
 ]
 
@@ -222,3 +225,40 @@ def readable_size(path: Path, location: str, key: str) -> int:
     if not stat.S_ISREG(st.st_mode):
         raise BlobNotFound("not a blob (not a regular file)", location=location, key=key)
     return st.st_size
+
+
+def walk(root: Path, location: str, prefix: str, batch: int = 1000) -> Iterator[list[BlobStat]]:
+    """Blocking: the regular files under `root` whose key starts with `prefix`, in batches.
+
+    What OpenDAL's recursive `fs` listing returns (a symlink to a file is listed as that
+    file; a symlink to a directory is not entered, so a link cannot loop the walk), with one
+    `scandir` per directory instead of one runtime handoff per entry (~250 µs each).
+    Only directories that can hold a matching key are entered.
+    """
+    base = prefix.rpartition("/")[0]
+    stack = [(os.path.join(root, base) if base else str(root), f"{base}/" if base else "")]
+    found: list[BlobStat] = []
+    while stack:
+        path, rel = stack.pop()
+        try:
+            entries = os.scandir(path)
+        except FileNotFoundError:
+            continue  # the prefix's directory does not exist (or vanished): nothing under it
+        except OSError as exc:
+            raise _error(exc, root, location, rel or prefix, "list") from exc
+        with entries:
+            for entry in entries:
+                key = rel + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    sub = f"{key}/"
+                    if sub.startswith(prefix) or prefix.startswith(sub):
+                        stack.append((entry.path, sub))
+                elif key.startswith(prefix) and entry.is_file():
+                    st = entry.stat()
+                    mtime = datetime.fromtimestamp(st.st_mtime, UTC)
+                    found.append(BlobStat(key, st.st_size, mtime))
+                    if len(found) >= batch:
+                        yield found
+                        found = []
+    if found:
+        yield found

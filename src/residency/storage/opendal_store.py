@@ -9,6 +9,7 @@ and blocking whole-blob calls for worker threads, which on `fs` go straight to t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
@@ -151,6 +152,12 @@ class OpendalStore:
     async def list(self, prefix: str) -> AsyncIterator[BlobStat]:
         """Streams entries page by page; order is the backend's (lexicographic on S3)."""
         self._guard(prefix or None)
+        if self._fs_root is not None:
+            pages = local_io.walk(self._fs_root, self._name, prefix)
+            while (page := await asyncio.to_thread(next, pages, None)) is not None:
+                for stat in page:
+                    yield stat
+            return
         try:
             lister = await self.operator.list(prefix, recursive=True)
             async for entry in lister:
