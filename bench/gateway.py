@@ -199,21 +199,25 @@ def measure(
         print(f"  {srv.name} {op} FAILED: {exc}\n  --- {srv.log}:\n{tail(srv.log, 12)}")
 
 
-def bench_nginx(workdir: Path, www: Path, plan: Plan) -> Figures:
-    figures = Figures("nginx")
-    with nginx_server(www, workdir) as srv:
-        large = [plain("GET", f"/{BUCKET}/large.bin")]
-        small = [plain("GET", f"/{BUCKET}/small/{i:03d}.bin") for i in range(SMALL_OBJECTS)]
-        lc, ln, ls = plan.large_concurrency, plan.large_requests, plan.large_seconds
-        sc, sn, ss = plan.small_concurrency, plan.small_requests, plan.small_seconds
-        measure(figures, "large_get", srv, large, lc, ln, ls)
-        measure(figures, "small_get", srv, small, sc, sn, ss)
+def bench_files(srv: Server, plan: Plan) -> Figures:
+    """GET loads against a plain file server (files under `/BUCKET/`, no signing)."""
+    figures = Figures(srv.name)
+    large = [plain("GET", f"/{BUCKET}/large.bin")]
+    small = [plain("GET", f"/{BUCKET}/small/{i:03d}.bin") for i in range(SMALL_OBJECTS)]
+    lc, ln, ls = plan.large_concurrency, plan.large_requests, plan.large_seconds
+    sc, sn, ss = plan.small_concurrency, plan.small_requests, plan.small_seconds
+    measure(figures, "large_get", srv, large, lc, ln, ls)
+    measure(figures, "small_get", srv, small, sc, sn, ss)
     return figures
+
+
+def bench_nginx(workdir: Path, www: Path, plan: Plan) -> Figures:
+    with nginx_server(www, workdir) as srv:
+        return bench_files(srv, plan)
 
 
 def bench_granian(workdir: Path, www: Path, plan: Plan, workers: int) -> Figures:
     """GET through a bare ASGI file server with `residency serve`'s granian settings."""
-    figures = Figures("granian")
     port = free_port()
     argv = [
         *(sys.executable, "-m", "granian", "--interface", "asgi", "--http", "1", "--no-ws"),
@@ -222,13 +226,7 @@ def bench_granian(workdir: Path, www: Path, plan: Plan, workers: int) -> Figures
     ]
     env = {"GRANIAN_FLOOR_ROOT": str(www), "PYTHONPATH": str(Path(__file__).resolve().parent)}
     with server("granian", argv, port, workdir, env=env) as srv:
-        large = [plain("GET", f"/{BUCKET}/large.bin")]
-        small = [plain("GET", f"/{BUCKET}/small/{i:03d}.bin") for i in range(SMALL_OBJECTS)]
-        lc, ln, ls = plan.large_concurrency, plan.large_requests, plan.large_seconds
-        sc, sn, ss = plan.small_concurrency, plan.small_requests, plan.small_seconds
-        measure(figures, "large_get", srv, large, lc, ln, ls)
-        measure(figures, "small_get", srv, small, sc, sn, ss)
-    return figures
+        return bench_files(srv, plan)
 
 
 def bench_s3(srv: Server, files: dict[str, Path], plan: Plan) -> Figures:
