@@ -79,8 +79,14 @@ def test_a_bad_context_is_refused_on_a_cache_hit_too() -> None:
     authz = Authorizer.from_files()
     assert authz.authorize(US_READER, Action.READ_OBJECT, DECLARED).allowed
     naive = RequestContext(datetime.now())
-    with pytest.raises(RequestError):
+    with pytest.raises(RequestError, match="timezone-aware"):
         authz.authorize(US_READER, Action.READ_OBJECT, DECLARED, naive)
+    not_an_ip = RequestContext(datetime.now(UTC), source_ip="10.0.0.300")
+    for _ in range(2):  # a refusal is never remembered as valid
+        with pytest.raises(RequestError, match="not an IP address"):
+            authz.authorize(US_READER, Action.READ_OBJECT, DECLARED, not_an_ip)
+    good = RequestContext(datetime.now(UTC), source_ip="10.0.0.3")
+    assert authz.authorize(US_READER, Action.READ_OBJECT, DECLARED, good).allowed
 
 
 def test_the_cache_is_bounded() -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 import pytest
+from starlette.datastructures import QueryParams
 
 from residency.gateway.routing import route, split_address
+from residency.gateway.sigv4 import query_pairs
 
 BASE = ("localhost", "s3.example.com")
 
@@ -75,3 +79,24 @@ def test_operations(
     method: str, path: str, query: dict[str, str], headers: dict[str, str], operation: str
 ) -> None:
     assert route(method, "127.0.0.1:9000", path, query, headers, BASE).operation == operation
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "uploads",
+        "uploadId=abc&partNumber=3",
+        "prefix=a%2Fb+c&delimiter=%2F&max-keys=10",
+        "tagging=&versionId=null",
+        "a=1&a=2&&b",
+        "key=%C3%A9t%C3%A9&bad=%ZZ&plus=%2B+",
+        "X-Amz-Credential=AK%2F20261123%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Expires=60",
+    ],
+)
+def test_query_is_parsed_as_parse_qsl_does(query: str) -> None:
+    """Routing, SigV4 and handlers share one parse of the query (`sigv4.query_pairs`): it
+    must read exactly what Starlette's `request.query_params` (parse_qsl) read before."""
+    expected = parse_qsl(query, keep_blank_values=True)
+    assert list(query_pairs(query)) == expected
+    assert dict(query_pairs(query)) == dict(QueryParams(query.encode("latin-1")))

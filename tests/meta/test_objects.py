@@ -18,6 +18,7 @@ from residency.meta.errors import (
     NoSuchBucket,
     NoSuchKey,
 )
+from residency.meta.ids import BLOB_PREFIX
 from residency.meta.models import BlobIntent, Bucket, GarbageBlob, ObjectVersion, Segment
 from residency.meta.repo import objects
 from residency.meta.specs import Checksums, SegmentSpec, VersionAttrs
@@ -48,9 +49,13 @@ def test_fresh_blob_keys_are_sharded_and_unique() -> None:
     keys = {fresh_blob_key() for _ in range(2000)}
     assert len(keys) == 2000
     for key in keys:
-        _, a, b, name = key.split("/")
-        assert name.startswith(a + b)
+        # One level of 256 shards: blobs/3f/3fa2...
+        prefix, shard, name = key.split("/")
+        assert prefix + "/" == BLOB_PREFIX
+        assert len(shard) == 2
+        assert name.startswith(shard)
         assert len(name) == 32
+        assert set(name) <= set("0123456789abcdef")
 
 
 async def test_put_then_read_target(db: Database, bucket: Bucket, put: Put) -> None:

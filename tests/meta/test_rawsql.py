@@ -1,8 +1,8 @@
 """The request-path lookups straight on the SQLite driver give exactly what Core gives.
 
-`Database.read` on an SQLite file hands out a session bound to an idle connection, so
-`load_object` / `load_bucket` take the driver path; inside an open transaction they take
-Core. Both must produce the same objects, column for column (dates aware, JSON decoded).
+`Database.read_driver` on an SQLite file runs `lookup_object` / `lookup_bucket` on the read
+connection itself; `load_object` / `load_bucket` are the Core path (every other database).
+Both must produce the same objects, column for column (dates aware, JSON decoded).
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from typing import Any
 
 import pytest
 from meta_support import put_object
-from sqlalchemy.orm import Session, class_mapper
+from sqlalchemy.orm import class_mapper
 
 from residency.meta import Database
 from residency.meta.models import Bucket
-from residency.meta.repo import buckets, objects
-from residency.meta.repo.rawsql import driver_connection, snapshot
-from residency.meta.specs import VersionAttrs
-from residency.meta.writes import delete_object
+from residency.meta.repo import buckets, objects, tenants
+from residency.meta.specs import Checksums, SegmentSpec, VersionAttrs
+from residency.meta.writes import delete_object, install_version
 
 
 def _columns(obj: Any) -> dict[str, Any]:
@@ -39,18 +38,37 @@ def _flat(found: objects.ObjectLookup | None) -> Any:
 
 
 async def _both_ways(db: Database, bucket_name: str, key: str) -> tuple[Any, Any]:
-    raw = await db.read(objects.load_object, bucket_name, key)
-    async with db.session(write=False) as s:
-        core = await s.run_sync(objects.load_object, bucket_name, key)
+    raw = await db.read_driver(objects.lookup_object, objects.load_object, bucket_name, key)
+    core = await db.read(objects.load_object, bucket_name, key)
     return _flat(raw), _flat(core)
 
 
-async def test_read_sessions_take_the_driver_path_and_open_transactions_do_not(
-    db: Database,
-) -> None:
-    assert await db.read(lambda s: driver_connection(s) is not None)
-    async with db.session(write=False) as s:
-        assert await s.run_sync(lambda sync: driver_connection(sync) is None)
+def _never(*_args: Any) -> Any:
+    raise AssertionError("an SQLite file must take the driver path")
+
+
+async def test_read_driver_hands_out_the_idle_read_only_connection(db: Database) -> None:
+    def probe(raw: sqlite3.Connection, dialect: Any) -> tuple[bool, str, int]:
+        return raw.in_transaction, dialect.name, raw.execute("PRAGMA query_only").fetchone()[0]
+
+    assert await db.read_driver(probe, _never) == (False, "sqlite", 1)
+
+
+async def test_other_databases_take_the_core_fallback() -> None:
+    memory = Database("sqlite+aiosqlite://")  # no file: no driver connection of its own
+    try:
+        await memory.migrate()
+        async with memory.session() as s:
+            owner = await tenants.create_tenant(s, "acme")
+            bucket = await buckets.create_bucket(s, owner, "photos")
+        await put_object(memory, bucket, "k", b"hello")
+        found = await memory.read_driver(_never, objects.load_object, "photos", "k")
+        assert found is not None
+        assert found.version is not None
+        assert found.version.size == 5
+        assert await memory.read_driver(_never, buckets.load_bucket, "nope") is None
+    finally:
+        await memory.dispose()
 
 
 async def test_object_lookup_matches_core_column_for_column(db: Database, bucket: Bucket) -> None:
@@ -97,14 +115,14 @@ async def test_an_overwrite_is_seen_at_once(db: Database, bucket: Bucket) -> Non
     second, _ = await put_object(db, bucket, "k", b"two!")
     assert second.replaced is not None
     assert second.replaced.version_id == first.version.version_id
-    found = await db.read(objects.load_object, bucket.name, "k")
+    found = await db.read_driver(objects.lookup_object, _never, bucket.name, "k")
     assert found is not None
     assert found.version is not None
     assert _columns(found.version) == _columns(second.version)
 
 
 async def test_bucket_lookup_matches_core(db: Database, bucket: Bucket) -> None:
-    raw = await db.read(buckets.load_bucket, bucket.name)
+    raw = await db.read_driver(buckets.lookup_bucket, _never, bucket.name)
     async with db.session(write=False) as s:
         core = await s.run_sync(buckets.load_bucket, bucket.name)
         orm = await buckets.find_bucket(s, bucket.name)
@@ -114,22 +132,40 @@ async def test_bucket_lookup_matches_core(db: Database, bucket: Bucket) -> None:
     assert orm is not None
     assert row is not None
     assert _columns(raw) == _columns(core) == _columns(orm) == _columns(row)
-    assert await db.read(buckets.load_bucket, "no-such-bucket") is None
+    assert await db.read_driver(buckets.lookup_bucket, _never, "no-such-bucket") is None
 
 
 async def test_a_failed_lookup_leaves_no_transaction_open(db: Database, bucket: Bucket) -> None:
-    def fails_midway(session: Session) -> None:
-        raw = driver_connection(session)
-        assert raw is not None
-        objects.load_object(session, bucket.name, "k")
-        assert not raw.in_transaction
-        with snapshot(raw):
-            raw.execute("SELECT no_such_column FROM buckets")
+    def fails_midway(raw: sqlite3.Connection, _dialect: Any) -> None:
+        raw.execute("SELECT no_such_column FROM buckets")
 
     with pytest.raises(sqlite3.OperationalError):
-        await db.read(fails_midway)
+        await db.read_driver(fails_midway, _never)
     # The connection is usable and sees new commits (no snapshot left behind).
     await put_object(db, bucket, "after")
-    found = await db.read(objects.load_object, bucket.name, "after")
+    found = await db.read_driver(objects.lookup_object, _never, bucket.name, "after")
     assert found is not None
     assert found.version is not None
+
+
+async def test_segments_and_placements_come_back_in_order(db: Database, bucket: Bucket) -> None:
+    """Several placements and several segments in one statement: no cross product, each in
+    its own order (placements as inserted, segments by seq)."""
+    segments = [SegmentSpec(f"blob-{i}", 3, f"etag{i}") for i in range(4)]
+    async with db.session() as s:
+        await install_version(
+            s,
+            bucket,
+            "parts",
+            VersionAttrs(data_class="public"),
+            size=12,
+            etag="x-4",
+            checksums=Checksums(),
+            segments=segments,
+            locations=["us", "eu", "ap"],
+            part_count=4,
+        )
+    raw, core = await _both_ways(db, bucket.name, "parts")
+    assert raw == core
+    assert [s["blob_key"] for s in raw[2]] == [f"blob-{i}" for i in range(4)]
+    assert [p["location"] for p in raw[3]] == ["us", "eu", "ap"]

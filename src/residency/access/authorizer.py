@@ -195,7 +195,8 @@ class Authorizer:
         key = (principal, action, resource)
         found = self._decisions.get(key)
         if found is not None:
-            (context or RequestContext()).to_cedar()  # a bad context is refused, hit or miss
+            if context is not None:
+                context.check()  # a bad context is refused, hit or miss
             return found
         decision = self._evaluate(principal, action, resource, context)
         if len(self._decisions) >= DECISION_CACHE_ENTRIES:

@@ -158,21 +158,34 @@ class RequestContext:
     source_ip: str | None = None
     purpose: str = ""
 
-    def to_cedar(self) -> dict[str, Any]:
+    def check(self) -> None:
+        """Raise `RequestError` for a context `to_cedar` would refuse, without rendering it
+        (a cached decision still refuses a bad context, at a fraction of the cost)."""
         if self.time.tzinfo is None:
             raise RequestError("request time must be timezone-aware (UTC)")
+        if self.source_ip:
+            _ip_text(self.source_ip)
+
+    def to_cedar(self) -> dict[str, Any]:
+        self.check()
         stamp = self.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         ctx: dict[str, Any] = {
             "time": {"__extn": {"fn": "datetime", "arg": stamp}},
             "purpose": self.purpose,
         }
         if self.source_ip:
-            try:
-                ip = ipaddress.ip_address(self.source_ip)
-            except ValueError:
-                raise RequestError(f"source_ip {self.source_ip!r} is not an IP address") from None
-            ctx["source_ip"] = {"__extn": {"fn": "ip", "arg": str(ip)}}
+            ctx["source_ip"] = {"__extn": {"fn": "ip", "arg": _ip_text(self.source_ip)}}
         return ctx
+
+
+@lru_cache(maxsize=1024)
+def _ip_text(value: str) -> str:
+    """An IP address in canonical form; `RequestError` if it is not one (cached: a gateway
+    sees the same client addresses over and over; refusals are not cached)."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise RequestError(f"source_ip {value!r} is not an IP address") from None
 
 
 def resource_kind(resource: Resource) -> str:

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from residency.config import Settings
-from residency.gateway import errors
+from residency.gateway import errors, sigv4
 from residency.gateway.accesslog import AccessLog, new_request_id
 from residency.gateway.auth import AccessKeyCache, audit_denial, authenticate
 from residency.gateway.authorize import Denied
@@ -90,16 +90,20 @@ async def _dispatch(request: Request) -> Response:
             raise errors.method_not_allowed(request.method, what, ", ".join(_METHODS))
         if _header_bytes(request) > MAX_HEADER_BYTES:
             raise errors.request_header_section_too_large()
+        parts = sigv4.RequestParts.from_scope(request.scope)
+        # One parse of the query for routing, SigV4 and the handler (Starlette's
+        # `query_params` would parse it again, into a heavier multi-dict).
+        query = dict(sigv4.query_pairs(parts.query_string))
         r = route(
             request.method,
             request.headers.get("host", ""),
-            request.scope.get("raw_path", b"/").decode("latin-1"),
-            request.query_params,
+            parts.raw_path,
+            query,
             request.headers,
             gw.base_domains,
         )
-        identity, verified = await authenticate(gw, request)
-        ctx = RequestContext(gw, request, r, request_id, identity, verified)
+        identity, verified = await authenticate(gw, request, parts)
+        ctx = RequestContext(gw, request, r, request_id, identity, verified, query)
         handler = HANDLERS.get(r.operation)
         if handler is None:
             what = r.operation if r.operation != "NotImplemented" else request.method

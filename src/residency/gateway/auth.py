@@ -95,9 +95,11 @@ def key_cache(request: Request) -> AccessKeyCache:
     return cache
 
 
-async def authenticate(gw: Gateway, request: Request) -> tuple[Identity, sigv4.VerifiedAuth]:
-    """Verify the request's signature; raise the S3 error a client expects otherwise."""
-    parts = sigv4.RequestParts.from_scope(request.scope)
+async def authenticate(
+    gw: Gateway, request: Request, parts: sigv4.RequestParts
+) -> tuple[Identity, sigv4.VerifiedAuth]:
+    """Verify the request's signature (`parts`: the request's, made once per request);
+    raise the S3 error a client expects otherwise."""
     parsed = sigv4.parse(parts)
     if parsed is None:
         raise errors.access_denied("Anonymous access is not allowed; sign the request (SigV4).")

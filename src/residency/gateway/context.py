@@ -42,6 +42,8 @@ class RequestContext:
     identity: Identity
     auth: VerifiedAuth
     """What SigV4 verified: payload mode, seed signature and signing key (aws-chunked bodies)."""
+    query: Mapping[str, str]
+    """The query parameters (the last value of a repeated one), parsed once per request."""
     caller: PrincipalRef | None = None
     """The signer as an access principal, resolved once by `authorize.caller`."""
 
@@ -56,10 +58,6 @@ class RequestContext:
         if not self.route.key:
             raise errors.invalid_request("This operation needs an object key.")
         return self.route.key
-
-    @property
-    def query(self) -> Any:
-        return self.request.query_params
 
     @property
     def headers(self) -> Any:

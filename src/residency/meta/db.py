@@ -7,7 +7,7 @@ transaction later tries to upgrade to a write. Read-only sessions (`session(writ
 a plain `BEGIN`, so GET and listing traffic runs concurrently. PostgreSQL is reached by URL
 (`postgresql+asyncpg://...`) and needs none of this.
 
-Two things keep SQLite fast and calm under concurrency:
+What keeps SQLite fast and calm under concurrency:
 
 - Writers queue per process on an asyncio lock *before* `BEGIN IMMEDIATE`, so at most one
   connection per process waits in SQLite's busy handler; `busy_timeout` then only has to
@@ -17,6 +17,9 @@ Two things keep SQLite fast and calm under concurrency:
   the event loop over a plain `sqlite3` connection: a WAL read never waits for a writer, and
   the request-path lookups it serves take less time than a hop to a thread and back. Other
   databases run `fn` with `AsyncSession.run_sync`.
+- `read_driver(fn, fallback, ...)` goes one step further for the hottest lookups: `fn` gets
+  that `sqlite3` connection itself (no Session, nothing to clean up) and must answer with one
+  statement, which SQLite runs as its own read snapshot. Elsewhere `fallback` runs via `read`.
 - `write(fn, ...)` does the same for a write transaction: `fn` is ordinary async code written
   against `AsyncSession` (the repo and audit functions), run to completion in ONE hop on the
   process's writer thread over a plain `sqlite3` connection. Its awaits never suspend there
@@ -41,7 +44,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, pool, text
+from sqlalchemy import Connection, Dialect, Engine, create_engine, event, inspect, pool, text
 from sqlalchemy.engine import URL, Result, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidRequestError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import (
@@ -209,6 +212,27 @@ class Database:
             return self._sync_reads.inline(call)
         async with self.session(write=False) as session:
             return await session.run_sync(call)
+
+    async def read_driver(
+        self,
+        fn: Callable[Concatenate[sqlite3.Connection, Dialect, P], T],
+        fallback: Callable[Concatenate[Session, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """`fn(connection, dialect, *args, **kwargs)` on an SQLite file's read connection;
+        `read(fallback, *args, **kwargs)` on any other database.
+
+        For request-path lookups where a Session's per-call bookkeeping costs more than the
+        query. `fn` runs on the event loop like `read`, on a read-only (`query_only`)
+        connection in autocommit mode: each statement is its own snapshot, so a lookup that
+        must be consistent across tables must be ONE statement (or open its own transaction
+        and always end it). It must not keep the connection, and must return plain values.
+        """
+        if self._sync_reads is not None:
+            raw, dialect = self._sync_reads.driver()
+            return fn(raw, dialect, *args, **kwargs)
+        return await self.read(fallback, *args, **kwargs)
 
     async def write(
         self,
@@ -394,16 +418,32 @@ class _SyncReads:
         _install_sqlite_hooks(self.engine, busy_timeout_ms, read_only=True)
         self._connection: Connection | None = None
         self._session: Session | None = None
+        self._driver: tuple[sqlite3.Connection, Dialect] | None = None
 
-    def inline(self, fn: Callable[[Session], T]) -> T:
+    def _open(self) -> Session:
         # One session on one connection for the process's life: setting up a Session and
-        # checking out a connection per call cost more than the lookups themselves. Each
-        # call is its own read transaction (a fresh snapshot), and the identity map is
-        # emptied after it, so results are detached and nothing stale is ever served.
+        # checking out a connection per call cost more than the lookups themselves.
         if self._session is None:
             self._connection = self.engine.connect()
             self._session = Session(bind=self._connection, expire_on_commit=False)
-        session = self._session
+            raw = self._connection.connection.driver_connection
+            if not isinstance(raw, sqlite3.Connection):  # pysqlite always gives one
+                raise RuntimeError(f"expected an sqlite3 connection, got {type(raw).__name__}")
+            self._driver = (raw, self.engine.dialect)
+        return self._session
+
+    def driver(self) -> tuple[sqlite3.Connection, Dialect]:
+        """The `sqlite3` connection under the session (idle between `inline` calls: each
+        ends its transaction) and the dialect, for `Database.read_driver`."""
+        if self._driver is None:
+            self._open()
+            assert self._driver is not None
+        return self._driver
+
+    def inline(self, fn: Callable[[Session], T]) -> T:
+        # Each call is its own read transaction (a fresh snapshot), and the identity map is
+        # emptied after it, so results are detached and nothing stale is ever served.
+        session = self._open()
         try:
             return fn(session)
         finally:
@@ -411,6 +451,7 @@ class _SyncReads:
             session.rollback()
 
     def close(self) -> None:
+        self._driver = None
         if self._session is not None:
             self._session.close()
         if self._connection is not None:

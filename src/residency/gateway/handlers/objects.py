@@ -9,7 +9,6 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 from starlette.responses import Response, StreamingResponse
 
 from residency.access import Action, ObjectRef
@@ -44,11 +43,12 @@ from residency.gateway.xml import (
 )
 from residency.meta.errors import MetaError
 from residency.meta.models import Bucket, ObjectVersion
-from residency.meta.repo.buckets import load_bucket
+from residency.meta.repo.buckets import load_bucket, lookup_bucket
 from residency.meta.repo.objects import (
     find_latest,
     load_bucket_and_latest,
     load_object,
+    lookup_object,
     version_blobs,
 )
 from residency.meta.specs import Checksums, VersionAttrs, check_object_key
@@ -148,19 +148,18 @@ async def commit_simple(
         raise
 
 
-def _bucket_only(session: Session, bucket_name: str, _key: str) -> tuple[Bucket | None, None]:
-    return load_bucket(session, bucket_name), None
-
-
 async def put_object(ctx: RequestContext) -> Response:
     key = checked_key(ctx.key)
     meta = user_metadata(ctx.headers)
     tags = request_tags(ctx.headers)
     conditional = "if-match" in ctx.headers or "if-none-match" in ctx.headers
     # One read hop: the bucket, and the current version only when a condition needs it.
-    found, current = await ctx.gw.db.read(
-        load_bucket_and_latest if conditional else _bucket_only, ctx.bucket, key
-    )
+    found: Bucket | None
+    current: ObjectVersion | None = None
+    if conditional:
+        found, current = await ctx.gw.db.read(load_bucket_and_latest, ctx.bucket, key)
+    else:
+        found = await ctx.gw.db.read_driver(lookup_bucket, load_bucket, ctx.bucket)
     if found is None:
         raise errors.no_such_bucket(ctx.bucket)
     bucket = found
@@ -241,7 +240,7 @@ async def read_target(
     ctx: RequestContext, bucket_name: str, key: str, *, action: Action | None = None
 ) -> ReadTarget:
     """Resolve and authorize a read (GET/HEAD, or the source of a copy) in one read hop."""
-    found = await ctx.gw.db.read(load_object, bucket_name, key)
+    found = await ctx.gw.db.read_driver(lookup_object, load_object, bucket_name, key)
     if found is None:
         raise errors.no_such_bucket(bucket_name)
     locations = [p.location for p in found.placements]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import sqlite3
 from collections.abc import Sequence
 from typing import cast
 
-from sqlalchemy import Table, bindparam, delete, exists, select
+from sqlalchemy import Dialect, Table, bindparam, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -21,7 +22,7 @@ from residency.meta.errors import (
 from residency.meta.models import Bucket, MultipartPart, MultipartUpload, ObjectVersion, Tenant
 from residency.meta.repo.blobs import add_garbage
 from residency.meta.repo.objects import detached
-from residency.meta.repo.rawsql import Prepared, driver_connection
+from residency.meta.repo.rawsql import Prepared
 from residency.meta.types import utcnow
 
 _ALLOWED = re.compile(r"[a-z0-9.-]+")
@@ -111,12 +112,14 @@ async def bucket_row(session: AsyncSession, name: str) -> Bucket | None:
     return None if row is None else detached(Bucket, row._mapping)
 
 
+def lookup_bucket(raw: sqlite3.Connection, dialect: Dialect, name: str) -> Bucket | None:
+    """`load_bucket` for `Database.read_driver` (the write path's hot start)."""
+    rows = _RAW_BY_NAME.rows(raw, dialect, {"name": name})
+    return detached(Bucket, rows[0]) if rows else None
+
+
 def load_bucket(session: Session, name: str) -> Bucket | None:
     """`bucket_row` for `Database.read`: one hop on the write path's hot start."""
-    raw = driver_connection(session)
-    if raw is not None:
-        rows = _RAW_BY_NAME.rows(raw, session.get_bind().dialect, {"name": name})
-        return detached(Bucket, rows[0]) if rows else None
     row = session.execute(_BY_NAME, {"name": name}).first()
     return None if row is None else detached(Bucket, row._mapping)
 

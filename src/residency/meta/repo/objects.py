@@ -6,11 +6,26 @@ Writes that change which version is visible live in `residency.meta.writes`.
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, false, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Dialect,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    false,
+    literal_column,
+    null,
+    select,
+    true,
+    type_coerce,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, class_mapper
 from sqlalchemy.orm.attributes import instance_state
@@ -19,7 +34,7 @@ from sqlalchemy.orm.instrumentation import manager_of_class
 from residency.meta.errors import InvalidArgument, InvalidTag, NoSuchBucket, NoSuchKey
 from residency.meta.models import Bucket, ObjectVersion, Placement, Segment
 from residency.meta.repo.keyspace import SEEK_BATCH, common_prefix, prefix_end
-from residency.meta.repo.rawsql import Prepared, driver_connection, snapshot
+from residency.meta.repo.rawsql import Prepared
 
 T = TypeVar("T")
 
@@ -160,8 +175,51 @@ _LOOKUP = (
 _VERSION_SEGMENTS = (
     select(*_SEGMENT_COLS).where(Segment.object_version_id == bindparam("id")).order_by(Segment.seq)
 )
-_RAW_LOOKUP = Prepared(_LOOKUP)
-_RAW_SEGMENTS = Prepared(_VERSION_SEGMENTS)
+
+
+def _nulls(columns: Sequence[Any], typed: bool) -> list[Any]:
+    """NULL stand-ins for `columns` in the other branch of a UNION (typed in the first branch,
+    which is where result types, and so the value conversions, come from)."""
+    return [(type_coerce(null(), col.type) if typed else null()).label(col.key) for col in columns]
+
+
+_ALL_SEGMENT_COLS = _labelled(Segment, "s_")
+_LATEST_LIVE = and_(
+    ObjectVersion.bucket_id == Bucket.id,
+    ObjectVersion.is_latest == true(),
+    ObjectVersion.key == bindparam("key"),
+)
+# The whole lookup as ONE statement (SQLite runs a statement as its own read snapshot, so no
+# explicit transaction is needed): the bucket, version and placements, one row per placement
+# (a single row with NULLs when the key or its placements are missing), then one row per
+# segment of a live version. `kind` tells them apart; `ord` orders each part.
+_LOOKUP_ALL = union_all(
+    select(
+        literal_column("0").label("kind"),
+        Placement.id.label("ord"),
+        *_BUCKET_COLS,
+        *_VERSION_COLS,
+        *_PLACEMENT_COLS,
+        *_nulls(_ALL_SEGMENT_COLS, typed=True),
+    )
+    .select_from(Bucket)
+    .outerjoin(ObjectVersion, _LATEST_LIVE)
+    .outerjoin(Placement, Placement.object_version_id == ObjectVersion.id)
+    .where(Bucket.name == bindparam("bucket")),
+    select(
+        literal_column("1"),
+        Segment.seq,
+        *_nulls(_BUCKET_COLS, typed=False),
+        *_nulls(_VERSION_COLS, typed=False),
+        *_nulls(_PLACEMENT_COLS, typed=False),
+        *_ALL_SEGMENT_COLS,
+    )
+    .select_from(Bucket)
+    .join(ObjectVersion, _LATEST_LIVE)
+    .join(Segment, Segment.object_version_id == ObjectVersion.id)
+    .where(Bucket.name == bindparam("bucket"), ObjectVersion.is_delete_marker == false()),
+).order_by(literal_column("kind"), literal_column("ord"))
+_RAW_LOOKUP_ALL = Prepared(_LOOKUP_ALL)
 
 
 def detached(model: type[T], row: Mapping[Any, Any], prefix: str = "") -> T:
@@ -172,48 +230,83 @@ def detached(model: type[T], row: Mapping[Any, Any], prefix: str = "") -> T:
     every column loaded, what `make_transient_to_detached` adds is the identity key, set here
     directly (a quarter of its cost on the GET path).
     """
-    manager = manager_of_class(model)
     labels = _LABELS.get((model, prefix))
     if labels is None:
-        labels = _LABELS[model, prefix] = tuple((key, prefix + key) for key in _KEYS[model])
+        labels = _LABELS[model, prefix] = tuple(prefix + key for key in _KEYS[model])
+    return _filled(model, [row[label] for label in labels])
+
+
+def _filled(model: type[T], values: Sequence[Any]) -> T:
+    """`detached` from the values of every column, in mapper order (the primary key first)."""
+    manager = manager_of_class(model)
     obj = manager.new_instance()
-    obj.__dict__.update({key: row[label] for key, label in labels})
-    instance_state(obj).key = manager.mapper.identity_key_from_primary_key((row[prefix + "id"],))
+    obj.__dict__.update(zip(_KEYS[model], values, strict=True))
+    instance_state(obj).key = manager.mapper.identity_key_from_primary_key((values[0],))
     return obj
 
 
-_LABELS: dict[tuple[type[Any], str], tuple[tuple[str, str], ...]] = {}
-"""(attribute, row label) pairs per (model, label prefix)."""
+_LABELS: dict[tuple[type[Any], str], tuple[str, ...]] = {}
+"""Row labels of a model's columns per label prefix, in mapper order."""
 
 
 _KEYS: dict[type[Any], tuple[str, ...]] = {
     model: tuple(a.key for a in class_mapper(model).column_attrs)
     for model in (Bucket, ObjectVersion, Placement, Segment)
 }
+if any(keys[0] != "id" for keys in _KEYS.values()):
+    raise RuntimeError("`_filled` expects every model's primary key `id` as its first column")
+
+
+def _span(prepared: Prepared, model: type[Any], prefix: str) -> slice:
+    """Where a model's columns (labelled `prefix` + attribute) sit in a `Prepared` row."""
+    start = prepared.index[prefix + _KEYS[model][0]]
+    span = slice(start, start + len(_KEYS[model]))
+    if prepared.names[span] != tuple(prefix + key for key in _KEYS[model]):
+        raise RuntimeError(f"the {model.__name__} columns of a lookup are not contiguous")
+    return span
+
+
+_KIND = _RAW_LOOKUP_ALL.index["kind"]
+_B = _span(_RAW_LOOKUP_ALL, Bucket, "b_")
+_V = _span(_RAW_LOOKUP_ALL, ObjectVersion, "v_")
+_P = _span(_RAW_LOOKUP_ALL, Placement, "p_")
+_S = _span(_RAW_LOOKUP_ALL, Segment, "s_")
+_V_DELETE_MARKER = _RAW_LOOKUP_ALL.index["v_is_delete_marker"]
+
+
+def lookup_object(
+    raw: sqlite3.Connection, dialect: Dialect, bucket_name: str, key: str
+) -> ObjectLookup | None:
+    """`load_object` for `Database.read_driver`: the same answer from one statement on the
+    SQLite driver connection (the GET hot path). Rows are used by position, not as mappings:
+    a wide UNION row as a dict cost more than the query."""
+    rows = _RAW_LOOKUP_ALL.values(raw, dialect, {"bucket": bucket_name, "key": key})
+    if not rows:
+        return None
+    first = rows[0]
+    bucket = _filled(Bucket, first[_B])
+    if first[_V][0] is None or first[_V_DELETE_MARKER]:
+        return ObjectLookup(bucket, None, (), ())
+    version = _filled(ObjectVersion, first[_V])
+    placements = []
+    segments = []
+    for row in rows:
+        if row[_KIND]:
+            segments.append(_filled(Segment, row[_S]))
+        elif row[_P][0] is not None:
+            placements.append(_filled(Placement, row[_P]))
+    return ObjectLookup(bucket, version, segments, placements)
 
 
 def load_object(session: Session, bucket_name: str, key: str) -> ObjectLookup | None:
-    """The GET hot path, synchronous so it is one `Database.read` hop: bucket, latest version
-    and its placements in one query, then the segments. None if the bucket does not exist.
+    """Bucket, latest version and its placements in one query, then the segments; None if
+    the bucket does not exist (Core, in the caller's transaction: one snapshot).
 
     A missing key still returns the bucket, so the caller can authorize before saying
     NoSuchKey (whether a key exists is not revealed to someone who may not read it).
     """
-    params = {"bucket": bucket_name, "key": key}
-    raw = driver_connection(session)
-    if raw is not None:
-        dialect = session.get_bind().dialect
-        with snapshot(raw):
-            rows: Sequence[Mapping[Any, Any]] = _RAW_LOOKUP.rows(raw, dialect, params)
-            version_id = rows[0]["v_id"] if rows and not rows[0]["v_is_delete_marker"] else None
-            found = (
-                _RAW_SEGMENTS.rows(raw, dialect, {"id": version_id})
-                if version_id is not None
-                else []
-            )
-        return _lookup(rows, found)
     conn = session.connection()
-    rows = conn.execute(_LOOKUP, params).mappings().all()
+    rows = conn.execute(_LOOKUP, {"bucket": bucket_name, "key": key}).mappings().all()
     first = rows[0] if rows else None
     if first is None or first["v_id"] is None or first["v_is_delete_marker"]:
         return _lookup(rows, [])
@@ -231,7 +324,7 @@ def _lookup(
         return ObjectLookup(bucket, None, (), ())
     version = detached(ObjectVersion, first, "v_")
     placements = [detached(Placement, r, "p_") for r in rows if r["p_id"] is not None]
-    segments = [detached(Segment, r, "") for r in segment_rows]
+    segments = [detached(Segment, r) for r in segment_rows]
     return ObjectLookup(bucket, version, segments, placements)
 
 
