@@ -18,7 +18,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
 from residency.meta import Database
-from residency.meta.db import alembic_config, read_head, script_head
+from residency.meta.db import SCHEMA_HEAD, alembic_config
 from residency.meta.errors import DatabaseConfigError
 from residency.meta.schema import full_metadata, model_modules
 from testkit import CliResult
@@ -169,89 +169,9 @@ def _stamped(path: Path) -> list[str]:
     return rows
 
 
-def test_script_head_is_alembics_head() -> None:
-    """Read from the scripts' headers, never a copied constant: it must be Alembic's answer."""
-    assert script_head() is not None
-    assert script_head() == ScriptDirectory.from_config(alembic_config()).get_current_head()
-
-
-def _script(rev: str, down: str, extra: str = "") -> str:
-    return textwrap.dedent(f'''\
-        """Revision {rev}.
-
-        Revision ID: {rev}
-        Revises: {down}
-        """
-
-        from collections.abc import Sequence
-
-        revision: str = "{rev}"
-        down_revision: str | Sequence[str] | None = {down}
-        {extra}
-
-        def upgrade() -> None:
-            revision = "not-a-header"  # indented: a local, not the header
-
-
-        def downgrade() -> None:
-            pass
-        ''')
-
-
-LAYOUTS: dict[str, dict[str, str]] = {
-    "linear": {
-        "a_1.py": _script("aaa1", "None"),
-        "a_2.py": _script("aaa2", "'aaa1'  # after aaa1"),
-        "a_3.py": _script("aaa3", '"aaa2"'),
-        "__init__.py": "",
-        ".#a_4.py": "revision = 'lock-file'",
-        "notes.txt": "revision = 'not a script'",
-    },
-    "two heads": {
-        "a_1.py": _script("aaa1", "None"),
-        "a_2.py": _script("aaa2", "'aaa1'"),
-        "b_2.py": _script("bbb2", "'aaa1'"),
-    },
-    "merged": {
-        "a_1.py": _script("aaa1", "None"),
-        "a_2.py": _script("aaa2", "'aaa1'"),
-        "b_2.py": _script("bbb2", "'aaa1'"),
-        "m_3.py": _script("mmm3", "('aaa2', 'bbb2')"),
-    },
-    "branch label": {
-        "a_1.py": _script("aaa1", "None"),
-        "a_2.py": _script("aaa2", "'aaa1'", "branch_labels = ('feature',)"),
-    },
-    "depends on": {
-        "a_1.py": _script("aaa1", "None"),
-        "b_1.py": _script("bbb1", "None", "branch_labels = None"),
-        "a_2.py": _script("aaa2", "'aaa1'", "depends_on = 'bbb1'"),
-    },
-    "computed header": {
-        "a_1.py": _script("aaa1", "None"),
-        "a_2.py": _script("aaa2", "'aaa1'").replace(
-            'revision: str = "aaa2"', "revision = PREFIX + '2'"
-        ),
-    },
-}
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-def test_read_head_agrees_with_alembic_or_defers(tmp_path: Path, layout: str) -> None:
-    """The cheap reading names Alembic's head, or nothing (then Alembic decides): never another."""
-    versions = tmp_path / "versions"
-    versions.mkdir()
-    for name, text in LAYOUTS[layout].items():
-        (versions / name).write_text(text)
-    ours = read_head(versions)
-    if layout == "linear":
-        assert ours == "aaa3"
-    else:
-        assert ours is None
-    if layout == "computed header":
-        return  # Alembic cannot load that script either (PREFIX is undefined)
-    heads = ScriptDirectory(str(tmp_path), version_locations=[str(versions)]).get_heads()
-    assert ours is None or [ours] == heads
+def test_schema_head_is_alembics_head() -> None:
+    """The constant that lets a database at head skip Alembic must name Alembic's head."""
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_HEAD
 
 
 def _migrate_in_child(path: Path) -> bool:
@@ -279,11 +199,11 @@ def _migrate_in_child(path: Path) -> bool:
 def test_migrate_at_head_does_not_load_alembic(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
     assert _migrate_in_child(path) is True  # fresh: Alembic creates the schema
-    assert _stamped(path) == [script_head()]
+    assert _stamped(path) == [SCHEMA_HEAD]
     assert _migrate_in_child(path) is False  # at head: one query
     _downgrade(path, "0002")
     assert _migrate_in_child(path) is True  # behind: Alembic upgrades
-    assert _stamped(path) == [script_head()]
+    assert _stamped(path) == [SCHEMA_HEAD]
 
 
 async def test_an_older_revision_is_upgraded(tmp_path: Path) -> None:
@@ -301,7 +221,7 @@ async def test_an_older_revision_is_upgraded(tmp_path: Path) -> None:
     db = Database(f"sqlite+aiosqlite:///{path}")
     await db.migrate()
     await db.dispose()
-    assert _stamped(path) == [script_head()]
+    assert _stamped(path) == [SCHEMA_HEAD]
     engine = sa.create_engine(_sync_url(path))
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), full_metadata())
