@@ -196,11 +196,14 @@ class OpendalStore:
         except Exception as exc:
             raise self._error(exc, key, "read") from exc
 
-    def write_bytes(self, key: str, data: bytes) -> None:
-        """The whole blob in one request (one PUT); durable when this returns."""
+    def write_bytes(
+        self, key: str, data: bytes, *, barrier: local_io.SyncBarrier | None = None
+    ) -> None:
+        """The whole blob in one request (one PUT); durable when this returns, or on `fs`
+        with a `barrier`, once that barrier's `sync()` has returned."""
         self._guard(key)
         if self._fs_root is not None:
-            local_io.write_file(self._fs_root, self._name, key, data)
+            local_io.write_file(self._fs_root, self._name, key, data, barrier=barrier)
             return
         try:
             self.blocking.write(key, data)

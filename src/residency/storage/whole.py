@@ -67,11 +67,7 @@ def copy_whole(
     try:
         for dst in dsts:
             written.append(dst)
-            barrier = barriers.get(dst.name) if barriers else None
-            if barrier is not None and dst.fs_root is not None:
-                local_io.write_file(dst.fs_root, dst.name, key, data, barrier=barrier)
-            else:
-                dst.write_bytes(key, data)
+            dst.write_bytes(key, data, barrier=barriers.get(dst.name) if barriers else None)
             stored = dst.size_of(key)
             if stored != size:
                 raise StorageError(
