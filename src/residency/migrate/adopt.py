@@ -36,6 +36,7 @@ from residency.audit import MIGRATION_STEP, append
 from residency.meta import Database
 from residency.meta.ids import new_version_id
 from residency.meta.models import Bucket, ObjectVersion, Placement, Segment
+from residency.meta.repo.chunks import chunks
 from residency.meta.types import utcnow
 from residency.policy import Classification, ClassificationError, Policy, classify
 from residency.policy.classify import (
@@ -70,7 +71,6 @@ ACTOR = "residency adopt"
 _VERSIONS = cast(Table, ObjectVersion.__table__)
 _SEGMENTS = cast(Table, Segment.__table__)
 _PLACEMENTS = cast(Table, Placement.__table__)
-_ID_CHUNK = 500  # bound parameters per IN (...) list
 
 
 class AdoptError(Exception):
@@ -622,8 +622,7 @@ async def _read_attributes(
 
 async def _version_ids(session: AsyncSession, version_ids: list[str]) -> dict[str, int]:
     found: dict[str, int] = {}
-    for i in range(0, len(version_ids), _ID_CHUNK):
-        chunk = version_ids[i : i + _ID_CHUNK]
+    for chunk in chunks(version_ids):
         rows = await session.execute(
             select(_VERSIONS.c.version_id, _VERSIONS.c.id).where(_VERSIONS.c.version_id.in_(chunk))
         )

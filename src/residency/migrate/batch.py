@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from residency.audit import MIGRATION_STEP, append_many
 from residency.meta.models import Bucket, ObjectVersion, Placement, Segment
 from residency.meta.repo.blobs import BlobRef, add_garbage, remove_intents
+from residency.meta.repo.chunks import chunks
 from residency.meta.types import utcnow
 from residency.meta.writes import lock_key
 from residency.migrate.models import MigrationAction
@@ -46,7 +47,6 @@ __all__ = [
 ACTOR = "residency migrate"
 T = TypeVar("T")
 R = TypeVar("R")
-_CHUNK = 250  # bound parameters per IN (...) list
 
 _ACTIONS = cast(Table, MigrationAction.__table__)
 _VERSIONS = cast(Table, ObjectVersion.__table__)
@@ -235,10 +235,6 @@ class Obj:
     placements: dict[str, str] = field(default_factory=dict)  # location -> state
 
 
-def _chunks(items: Sequence[T]) -> list[Sequence[T]]:
-    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
-
-
 async def load_objects(
     session: AsyncSession, actions: Sequence[MigrationAction]
 ) -> list[Obj | None]:
@@ -246,13 +242,13 @@ async def load_objects(
     planning); three queries per few hundred actions (prebuilt: no per-call SQL building)."""
     wanted = sorted({a.version_id for a in actions})
     found: dict[str, tuple[str, str, Obj]] = {}
-    for chunk in _chunks(wanted):
+    for chunk in chunks(wanted):
         for ov_id, bucket_id, vid, etag, md5, sha256, crc32c, key, bucket in await session.execute(
             _LOAD_VERSIONS, {"vids": chunk}
         ):
             found[vid] = (bucket, key, Obj(ov_id, bucket_id, vid, etag, md5, sha256, crc32c))
     by_id = {obj.id: obj for _, _, obj in found.values()}
-    for id_chunk in _chunks(sorted(by_id)):
+    for id_chunk in chunks(sorted(by_id)):
         for ov_id, seg_id, key, size, etag in await session.execute(
             _LOAD_SEGMENTS, {"ids": id_chunk}
         ):
@@ -350,7 +346,7 @@ async def commit_batch(session: AsyncSession, jobs: Sequence[CommitJob]) -> list
         await add_garbage(session, refs, reason=reason)
     if ch.new_keys:
         await session.execute(_SET_KEY, ch.new_keys)
-    for chunk in _chunks(ch.drop_all):
+    for chunk in chunks(ch.drop_all):
         await session.execute(delete(_PLACEMENTS).where(_PLACEMENTS.c.object_version_id.in_(chunk)))
     if ch.drop_some:
         await session.execute(_DROP_PLACEMENT, ch.drop_some)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TypeVar, cast
+from typing import cast
 
 from sqlalchemy import Table, bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +24,7 @@ from residency.meta.models import (
     Placement,
     Segment,
 )
+from residency.meta.repo.chunks import chunks
 from residency.meta.types import utcnow
 
 BlobRef = tuple[str, str]
@@ -44,14 +45,6 @@ _REMOVE_INTENTS = (
     .returning(_INTENTS.c.location, _INTENTS.c.blob_key)
 )
 
-T = TypeVar("T")
-_CHUNK = 250  # bound on bound parameters per statement (SQLite allows 32766, PG 65535)
-
-
-def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterable[Sequence[T]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
 
 def _by_location(refs: Iterable[BlobRef]) -> Iterable[tuple[str, Sequence[str]]]:
     """(location, chunk of keys): `location = ? AND blob_key IN (...)` uses the indexes,
@@ -60,7 +53,7 @@ def _by_location(refs: Iterable[BlobRef]) -> Iterable[tuple[str, Sequence[str]]]
     for loc, key in refs:
         grouped.setdefault(loc, []).append(key)
     for loc, keys in sorted(grouped.items()):
-        for chunk in _chunks(sorted(set(keys))):
+        for chunk in chunks(sorted(set(keys))):
             yield loc, chunk
 
 
@@ -75,7 +68,7 @@ async def add_garbage(
         {"location": loc, "blob_key": key, "reason": reason, "created": created or utcnow()}
         for loc, key in dict.fromkeys(refs)
     ]
-    for chunk in _chunks(rows):
+    for chunk in chunks(rows):
         await session.execute(_INSERT_GARBAGE, list(chunk))
     return len(rows)
 
@@ -113,7 +106,7 @@ async def add_intents(
             )
     now = utcnow()
     rows = [{"location": loc, "blob_key": key, "created": now} for loc, key in refs]
-    for chunk in _chunks(rows):
+    for chunk in chunks(rows):
         await session.execute(_INSERT_INTENTS, list(chunk))
     return len(rows)
 
@@ -132,7 +125,7 @@ async def live_refs(session: AsyncSession, refs: Iterable[BlobRef]) -> set[BlobR
     refs = set(refs)
     keys = sorted({key for _, key in refs})
     live: set[BlobRef] = set()
-    for key_chunk in _chunks(keys):
+    for key_chunk in chunks(keys):
         placed = await session.execute(
             select(Placement.location, Segment.blob_key)
             .join(Placement, Placement.object_version_id == Segment.object_version_id)
