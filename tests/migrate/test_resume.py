@@ -10,7 +10,17 @@ import subprocess
 import sys
 import time
 
-from migrate_support import AWS, ORACLE, SRC, World, json_lines, payload, placed, run_cli
+from migrate_support import (
+    AWS,
+    ORACLE,
+    SRC,
+    World,
+    adopt_and_plan,
+    json_lines,
+    payload,
+    placed,
+    run_cli,
+)
 
 N = 240
 
@@ -19,24 +29,7 @@ def test_sigkill_and_resume_until_done(world: World) -> None:
     sizes = {i: 2048 + (i * 397) % 6000 for i in range(N)}
     for i, size in sizes.items():
         world.put_native(f"us/u{i:04d}.bin", payload(i, size))
-    assert (
-        run_cli(
-            "adopt",
-            SRC,
-            "--bucket",
-            "tiktok",
-            "--tenant",
-            "bt",
-            "--rules",
-            str(world.root / "rules.yaml"),
-            *world.args(),
-            cwd=world.root,
-        ).code
-        == 0
-    )
-    plan = world.root / "plan.jsonl"
-    r = run_cli("plan", "-o", str(plan), *world.args(), cwd=world.root)
-    assert r.code == 0, r.stderr
+    plan = adopt_and_plan(world)
 
     rng = random.Random()
     env = {**os.environ, "NO_COLOR": "1"}

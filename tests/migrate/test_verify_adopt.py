@@ -11,6 +11,7 @@ from migrate_support import (
     ORACLE,
     SRC,
     World,
+    adopt_and_plan,
     json_lines,
     make_world,
     payload,
@@ -38,23 +39,7 @@ def test_verify_catches_corrupt_and_missing_blobs(world: World) -> None:
     for i in range(4):
         world.put_native(f"us/{i}.bin", payload(i, 4000))
     args = world.args()
-    assert (
-        run_cli(
-            "adopt",
-            SRC,
-            "--bucket",
-            "tiktok",
-            "--tenant",
-            "bt",
-            "--rules",
-            str(world.root / "rules.yaml"),
-            *args,
-            cwd=world.root,
-        ).code
-        == 0
-    )
-    plan = world.root / "p.jsonl"
-    assert run_cli("plan", "-o", str(plan), *args, cwd=world.root).code == 0
+    plan = adopt_and_plan(world)
     assert run_cli("migrate", str(plan), *args, cwd=world.root).code == 0
     assert run_cli("verify", "--deep", *args, cwd=world.root).code == 0
 
