@@ -175,6 +175,25 @@ def test_list_settings_are_json_and_null_means_unset(
     assert [loc.name for loc in load_settings(path).locations] == ["there"]
 
 
+def test_every_residency_variable_is_a_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The switches once read from the environment by the modules that used them are settings:
+    a file can set them too, and the gateway and the database take them from `Settings`."""
+    from residency.gateway.state import AccessControl
+
+    _clean_env(monkeypatch)
+    path = _config_file(tmp_path, "access_enforcement: false\nsqlite_busy_timeout_ms: 250\n")
+    settings = load_settings(path)
+    assert (settings.access_enforcement, settings.sqlite_busy_timeout_ms) == (False, 250)
+    assert AccessControl.load(settings).enforce is False
+    monkeypatch.setenv("RESIDENCY_ACCESS_ENFORCEMENT", "on")
+    monkeypatch.setenv("RESIDENCY_SQLITE_BUSY_TIMEOUT_MS", "75")
+    settings = load_settings(path)
+    assert (settings.access_enforcement, settings.sqlite_busy_timeout_ms) == (True, 75)
+    assert AccessControl.load(settings).enforce is True
+
+
 @pytest.mark.parametrize(
     ("var", "value", "message"),
     [

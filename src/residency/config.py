@@ -94,6 +94,11 @@ class Settings(BaseModel):
     access_policies: list[Path] = Field(default_factory=list)
     # 28 CFR 202.205 bulk thresholds; None means the shipped defaults.
     bulk_thresholds: Path | None = None
+    # `false` (`RESIDENCY_ACCESS_ENFORCEMENT=off`) skips Cedar and the bulk-data ledger, for
+    # measuring their cost only: tenants stay apart by plain ownership, nothing else holds.
+    access_enforcement: bool = True
+    # How long an SQLite connection waits for another process's write lock (None: 15 s).
+    sqlite_busy_timeout_ms: int | None = Field(default=None, ge=0)
 
     @property
     def db_url(self) -> str:

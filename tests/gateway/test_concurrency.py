@@ -21,7 +21,6 @@ from botocore.exceptions import ClientError
 from gwserver import REGION, Server, create_key, run_residency, start_server
 
 from residency.gateway.auth import KEY_CACHE_SECONDS
-from residency.meta.db import BUSY_TIMEOUT_ENV
 
 CONCURRENCY = 48
 
@@ -126,7 +125,7 @@ def test_locked_database_answers_slowdown_and_reads_go_on(served: Served) -> Non
     server = start_server(
         ["--config", str(served.config), "--workers", "1"],
         served.root,
-        env={BUSY_TIMEOUT_ENV: "200"},
+        env={"RESIDENCY_SQLITE_BUSY_TIMEOUT_MS": "200"},
     )
     impatient = Served(server, served.config, served.root, served.access, served.secret)
     try:

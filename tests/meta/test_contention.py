@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from residency.config import ConfigError, load_settings
 from residency.meta import Database
 from residency.meta.db import is_contention
-from residency.meta.errors import DatabaseConfigError
 from residency.meta.models import Bucket, Tenant
 from residency.meta.repo import buckets, objects, tenants
 from residency.meta.types import utcnow
@@ -126,9 +126,12 @@ async def test_writers_in_one_process_queue_instead_of_timing_out(db: Database) 
 def test_a_bad_busy_timeout_setting_is_a_config_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The variable is a setting like any other: validated with the rest, in one place."""
     monkeypatch.setenv("RESIDENCY_SQLITE_BUSY_TIMEOUT_MS", "soon")
-    with pytest.raises(DatabaseConfigError, match="RESIDENCY_SQLITE_BUSY_TIMEOUT_MS"):
-        Database(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}")
+    with pytest.raises(ConfigError, match="sqlite_busy_timeout_ms"):
+        load_settings(data_dir=tmp_path)
+    monkeypatch.setenv("RESIDENCY_SQLITE_BUSY_TIMEOUT_MS", "250")
+    assert load_settings(data_dir=tmp_path).sqlite_busy_timeout_ms == 250
 
 
 class _PgError(Exception):

@@ -61,7 +61,7 @@ def on_database(
         if make_data_dir:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         try:
-            db = Database(settings.db_url)
+            db = Database(settings.db_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         except MetaError as exc:
             fail(exc.message)
         try:

@@ -88,7 +88,7 @@ async def bootstrap(settings: Settings, embedded: bool) -> Bootstrap | None:
     from residency.meta.repo import tenants
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.db_url)
+    db = Database(settings.db_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     try:
         await db.migrate()
         if not embedded:

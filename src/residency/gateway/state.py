@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -24,9 +23,6 @@ from residency.storage import Location, open_locations
 log = logging.getLogger("residency.gateway")
 
 DEFAULT_POLICY = "preset:default"
-ENFORCEMENT_ENV = "RESIDENCY_ACCESS_ENFORCEMENT"
-"""`off` skips Cedar and the bulk-data ledger, for measuring their cost only: tenants stay
-isolated by a plain ownership comparison, nothing else is enforced, and a warning is logged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +47,12 @@ class AccessControl:
             raise AccessError(f"access policies: {first}{suffix}") from None
         except BulkRulesError as exc:
             raise AccessError(f"bulk thresholds: {exc.message}") from None
-        switch = os.environ.get(ENFORCEMENT_ENV, "on").strip().lower()
-        enforce = switch not in ("off", "0", "false", "no")
+        enforce = settings.access_enforcement
         if not enforce:
+            # For measuring Cedar's and the ledger's cost only: tenants stay isolated by a
+            # plain ownership comparison, nothing else is enforced.
             log.warning(
-                "%s=%s: access policies and bulk thresholds are NOT enforced",
-                ENFORCEMENT_ENV,
-                switch,
+                "access_enforcement is off: access policies and bulk thresholds are NOT enforced"
             )
         return cls(authorizer, Ledger(authorizer.rules), enforce)
 
@@ -81,7 +76,7 @@ class Gateway:
         policy = load_policy(str(settings.policy) if settings.policy else DEFAULT_POLICY)
         access = AccessControl.load(settings)
         locations = open_locations(settings, catalog)
-        db = Database(settings.db_url)
+        db = Database(settings.db_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         try:
             await db.migrate()
         except BaseException:

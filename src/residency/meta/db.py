@@ -32,7 +32,6 @@ What keeps SQLite fast and calm under concurrency:
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -61,11 +60,10 @@ BUSY_TIMEOUT_MS = 15_000
 """How long a connection waits for another process's write transaction before giving up.
 
 Write transactions are a few statements on local disk and only one per process competes, so
-reaching this means the database is overloaded (or stuck): the caller gets `SlowDown`.
-`RESIDENCY_SQLITE_BUSY_TIMEOUT_MS` overrides it (tests, or operators who prefer failing fast).
+reaching this means the database is overloaded (or stuck): the caller gets `SlowDown`. The
+setting `sqlite_busy_timeout_ms` (`RESIDENCY_SQLITE_BUSY_TIMEOUT_MS`) overrides it, through
+`busy_timeout_ms=` (tests, or operators who prefer failing fast).
 """
-BUSY_TIMEOUT_ENV = "RESIDENCY_SQLITE_BUSY_TIMEOUT_MS"
-"""Worker threads (each with its own sqlite3 connection) for `Database.read` on SQLite."""
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
@@ -159,7 +157,7 @@ class Database:
         self._sync_reads: _SyncReads | None = None
         self._sync_writes: _SyncWrites | None = None
         if self.is_sqlite:
-            busy = _busy_timeout(busy_timeout_ms)
+            busy = BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
             _install_sqlite_hooks(self.engine.sync_engine, busy)
             self._write_engine = self.engine.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
             if _sqlite_file(self.url) is not None:
@@ -500,19 +498,6 @@ class _SyncSessionFacade:
 
     async def run_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return fn(self.sync_session, *args, **kwargs)
-
-
-def _busy_timeout(explicit: int | None) -> int:
-    if explicit is not None:
-        return explicit
-    configured = os.environ.get(BUSY_TIMEOUT_ENV, "").strip()
-    if not configured:
-        return BUSY_TIMEOUT_MS
-    if not configured.isdigit():
-        raise DatabaseConfigError(
-            f"{BUSY_TIMEOUT_ENV} must be a whole number of milliseconds, not {configured!r}"
-        )
-    return int(configured)
 
 
 def _install_sqlite_hooks(

@@ -2,19 +2,20 @@
 
 `Database.migrate()` hands over an open connection in `config.attributes["connection"]`.
 Developers may also run Alembic by hand with `-x url=...` (sync or async driver URL), e.g. to
-autogenerate a new revision against a scratch SQLite file.
+autogenerate a new revision against a scratch SQLite file; without it the `database_url` setting
+from the environment (`RESIDENCY_DATABASE_URL`, read by `residency.config`) is used.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from residency.config import settings_from_environment
 from residency.meta.models import Base
 from residency.meta.schema import full_metadata
 
@@ -40,7 +41,7 @@ def _run(connection: Connection) -> None:
 def _url() -> str:
     url = (
         context.get_x_argument(as_dictionary=True).get("url")
-        or os.environ.get("RESIDENCY_DATABASE_URL")
+        or settings_from_environment().get("database_url")
         or config.get_main_option("sqlalchemy.url")
     )
     if not url:
