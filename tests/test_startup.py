@@ -110,9 +110,9 @@ def test_a_command_without_database_loads_no_database(tmp_path: Path) -> None:
 
 def test_plan_loads_neither_storage_nor_adopt_nor_alembic_at_head(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    first = _probe("plan", "--policy", "preset:default", "--data-dir", str(data), cwd=tmp_path)
+    first = _probe("tenant", "create", "acme", "--data-dir", str(data), cwd=tmp_path)
     assert first[0] == 0, first[2]
-    assert "alembic" in first[1]  # a fresh database is created by Alembic
+    assert "alembic" in first[1]  # a fresh database is created by Alembic (plan only reads)
     code, loaded, out = _probe(
         "plan", "--policy", "preset:default", "--data-dir", str(data), cwd=tmp_path
     )

@@ -170,7 +170,7 @@ async def test_export_jsonl(cli: Cli, db: Database, tmp_path: Path) -> None:
         (["-o", "no/such/dir/out.jsonl"], "cannot write"),
     ],
 )
-def test_export_bad_input(cli: Cli, args: list[str], message: str) -> None:
+async def test_export_bad_input(cli: Cli, log: Database, args: list[str], message: str) -> None:
     res = cli("audit", "export", *args)
     assert res.code == 2
     assert message in _one_error_line(res.stderr)

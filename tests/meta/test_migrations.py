@@ -266,7 +266,7 @@ def test_cli_refuses_an_unknown_revision_in_one_line(
     tmp_path: Path, cli: Callable[..., CliResult], command_line: tuple[str, ...]
 ) -> None:
     data = tmp_path / "data"
-    created = cli("plan", "--policy", "preset:default", "--data-dir", str(data))
+    created = cli("tenant", "create", "acme", "--data-dir", str(data))
     assert created.code == 0, created.stderr
     _stamp(data / "residency.db", "0099")
     result = cli(*command_line, env={"RESIDENCY_DATA_DIR": str(data)})

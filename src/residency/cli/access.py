@@ -290,7 +290,7 @@ def explain_cmd(
         )
         return who, obj
 
-    who, target = run_in_session(settings, work)
+    who, target = run_in_session(settings, work, create=False)
     try:
         decision = authorizer.authorize(who, act, target, ctx)
     except RequestError as exc:
@@ -386,7 +386,7 @@ def ledger_cmd(
     async def work(session: AsyncSession) -> list[Any]:
         return await ledger.standings(session, tenant=tenant)
 
-    rows = run_in_session(settings, work)
+    rows = run_in_session(settings, work, create=False)
     if json_out:
         print_json([r.to_dict() for r in rows])
         return
@@ -511,7 +511,7 @@ def principal_set(
         )
         return _principal_row(tenant.name, name, attrs)
 
-    row = run_in_session(cli_settings(config, data_dir), work)
+    row = run_in_session(cli_settings(config, data_dir), work, create=False)
     if json_out:
         print_json(row)
         return
@@ -535,7 +535,7 @@ def principal_show(
         found = await tenants.get_principal(session, tenant, name)
         return _principal_row(tenant.name, name, dict(found.attributes or {}))
 
-    row = run_in_session(cli_settings(config, data_dir), work)
+    row = run_in_session(cli_settings(config, data_dir), work, create=False)
     if json_out:
         print_json(row)
     else:
@@ -559,7 +559,7 @@ def principal_list(
             for p in await tenants.list_principals(session, t)
         ]
 
-    rows = run_in_session(cli_settings(config, data_dir), work)
+    rows = run_in_session(cli_settings(config, data_dir), work, create=False)
     if json_out:
         print_json(rows)
     else:

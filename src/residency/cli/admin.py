@@ -83,7 +83,7 @@ def tenant_list(
             )
         return rows
 
-    rows = run_in_session(cli_settings(config, data_dir), work)
+    rows = run_in_session(cli_settings(config, data_dir), work, create=False)
     if json_out:
         print_json(rows)
         return
@@ -125,7 +125,7 @@ def key_create(
             "secret_access_key": key.secret,
         }
 
-    created = run_in_session(cli_settings(config, data_dir), work)
+    created = run_in_session(cli_settings(config, data_dir), work, create=False)
     if json_out:
         print_json(created)
         return
@@ -170,7 +170,7 @@ def key_list(
             )
         return rows
 
-    rows = run_in_session(cli_settings(config, data_dir), work)
+    rows = run_in_session(cli_settings(config, data_dir), work, create=False)
     if json_out:
         print_json(rows)
         return
@@ -210,7 +210,7 @@ def key_revoke(
         )
         return {"access_key_id": key.access_key_id, "status": key.status}
 
-    revoked = run_in_session(cli_settings(config, data_dir), work)
+    revoked = run_in_session(cli_settings(config, data_dir), work, create=False)
     if json_out:
         print_json(revoked)
     else:

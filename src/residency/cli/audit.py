@@ -36,13 +36,17 @@ def register(app: typer.Typer) -> None:
 
 
 def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    """Run `work` against the migrated database; expected failures become one error line."""
+    """Run `work` against the migrated database; expected failures become one error line.
+
+    Every audit command needs an existing log: none where the settings point is an error
+    naming the path (exit 2), never an empty database that verifies as "ok: 0 entries".
+    """
     from sqlalchemy.exc import SQLAlchemyError
 
     from residency.audit import AuditError
 
     try:
-        return on_database(settings, work, make_data_dir=False)
+        return on_database(settings, work, create=False)
     except AuditError as exc:
         fail(str(exc))
     except SQLAlchemyError as exc:
@@ -282,12 +286,12 @@ def checkpoint_cmd(config: Path | None = CONFIG_OPTION, json_out: bool = JSON_OP
     from residency.audit.canonical import format_ts
 
     settings = cli_settings(config)
-    try:
-        key = load_or_create_signing_key(settings.data_dir)
-    except SigningKeyError as exc:
-        fail(str(exc))
 
     async def work(db: Database) -> dict[str, Any]:
+        try:  # only once the log is known to exist: no key is made for a database that is not
+            key = load_or_create_signing_key(settings.data_dir)
+        except SigningKeyError as exc:
+            fail(str(exc))
         async with db.session() as session:
             cp = await checkpoint(session, key)
             return {

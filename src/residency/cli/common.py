@@ -44,24 +44,27 @@ def cli_settings(
 
 
 def on_database(
-    settings: Settings, work: Callable[[Database], Awaitable[T]], *, make_data_dir: bool = True
+    settings: Settings, work: Callable[[Database], Awaitable[T]], *, create: bool = True
 ) -> T:
     """`asyncio.run` of `work(db)` on the migrated database, disposed of afterwards.
 
-    Callers turn the errors `work` raises into one line. `make_data_dir=False` for commands
-    that only read: a missing data dir is then the database's error, not a fresh, empty store.
-    A database URL that does not work or a schema this version cannot migrate (one written by
-    a newer version) is one error line here.
+    Callers turn the errors `work` raises into one line. `create=False` for commands that
+    only read: a database that is not there is one error line naming where it was looked
+    for (exit 2), never a fresh, empty store that answers "all clear". A database URL that
+    does not work or a schema this version cannot migrate (one written by a newer version)
+    is one error line here.
     """
     import asyncio
 
     from residency.meta import Database, MetaError
 
     async def main() -> T:
-        if make_data_dir:
+        if create:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         try:
-            db = Database(settings.db_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+            db = Database(
+                settings.db_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms, create=create
+            )
         except MetaError as exc:
             fail(exc.message)
         try:
@@ -76,8 +79,14 @@ def on_database(
     return asyncio.run(main())
 
 
-def run_in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """`work(session)` in one write transaction on the migrated database; errors -> one line."""
+def run_in_session(
+    settings: Settings, work: Callable[[AsyncSession], Awaitable[T]], *, create: bool = True
+) -> T:
+    """`work(session)` in one write transaction on the migrated database; errors -> one line.
+
+    `create=False` for commands that only read, or that need rows a new database cannot
+    have (a tenant, a key): see `on_database`.
+    """
     from sqlalchemy.exc import SQLAlchemyError
 
     from residency.access import AccessError
@@ -88,7 +97,7 @@ def run_in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[
             return await work(session)
 
     try:
-        return on_database(settings, in_session)
+        return on_database(settings, in_session, create=create)
     except (MetaError, AccessError) as exc:
         fail(exc.message)
     except SQLAlchemyError as exc:

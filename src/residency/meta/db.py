@@ -54,7 +54,7 @@ from sqlalchemy.orm import Session, sessionmaker
 if TYPE_CHECKING:
     from alembic.config import Config
 
-from residency.meta.errors import DatabaseConfigError
+from residency.meta.errors import DatabaseConfigError, NoDatabase
 
 BUSY_TIMEOUT_MS = 15_000
 """How long a connection waits for another process's write transaction before giving up.
@@ -131,7 +131,18 @@ def _sqlite_file(url: URL) -> Path | None:
 class Database:
     """Owns the engine. `await migrate()` once at start-up; `session()` per unit of work."""
 
-    def __init__(self, url: str, *, echo: bool = False, busy_timeout_ms: int | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        busy_timeout_ms: int | None = None,
+        create: bool = True,
+    ) -> None:
+        """`create=False` for work that only reads: a database that does not exist yet (an
+        SQLite file that is not there, or one without the residency schema) is `NoDatabase`
+        instead of a fresh, empty one. An existing database is still brought up to date."""
+        self.create = create
         try:
             self.url = make_url(url)
         except ArgumentError:
@@ -145,7 +156,9 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             path = _sqlite_file(self.url)
-            if path is not None:
+            if path is not None and not create and not path.is_file():
+                raise NoDatabase(f"no database at {path} (check --config / --data-dir)")
+            if path is not None and create:
                 _make_parent(path)
             elif not self.url.database or self.url.database == ":memory:":
                 # One shared connection, or every checkout would see a new empty database.
@@ -280,7 +293,7 @@ class Database:
             if not self.is_sqlite:
                 # Several gateway processes may start at once: one migrates, the rest wait.
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
-            await conn.run_sync(_upgrade_head)
+            await conn.run_sync(_upgrade_head, self.create)
 
     async def dispose(self) -> None:
         if self._sync_reads is not None:
@@ -315,17 +328,22 @@ def _create_engine(url: URL, kwargs: dict[str, Any]) -> AsyncEngine:
         ) from None
 
 
-def _upgrade_head(connection: Connection) -> None:
+def _upgrade_head(connection: Connection, create: bool = True) -> None:
     """Bring the schema to head; a database already there costs one query, not Alembic.
 
     Importing Alembic (and, through env.py, every model module) and loading the revision
     scripts took ~0.25 s of every CLI command. It happens only when the database is not
     stamped with exactly the head revision: fresh, older (upgraded), or one this version
     does not know, which Alembic refuses; that refusal becomes a `DatabaseConfigError`
-    with Alembic's own message, so callers print it as one line.
+    with Alembic's own message, so callers print it as one line. With `create=False` a
+    database with no schema at all is `NoDatabase`, never a freshly created one.
     """
-    if _stamped_revisions(connection) == [SCHEMA_HEAD]:
+    stamped = _stamped_revisions(connection)
+    if stamped == [SCHEMA_HEAD]:
         return
+    if not stamped and not create:
+        shown = connection.engine.url.render_as_string(hide_password=True)
+        raise NoDatabase(f"no residency database at {shown}: it has no residency tables")
     from alembic import command
     from alembic.util import CommandError
 
@@ -338,7 +356,7 @@ def _upgrade_head(connection: Connection) -> None:
 
 
 _VERSION_TABLE = "alembic_version"  # Alembic's default; env.py does not rename it
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 """The newest migration in `migrations/versions`; a test fails when a new one is added
 without moving this (it compares with Alembic's own head)."""
 

@@ -23,6 +23,13 @@ class DatabaseConfigError(MetaError):
     """The database URL is malformed or its driver is not installed."""
 
 
+class NoDatabase(DatabaseConfigError):
+    """A command that only reads found no residency database where it looked.
+
+    Creating an empty one there would answer "all clear" about data it never saw.
+    """
+
+
 class InvalidName(MetaError):
     """A tenant, principal or access key name breaks the naming rules."""
 
