@@ -17,7 +17,7 @@ import botocore.exceptions
 import httpx
 import pytest
 from botocore.config import Config
-from gwserver import Gateway, start_server
+from gwserver import REGION, Gateway, create_key, start_server, write_config
 
 from testkit import self_signed_cert
 
@@ -49,27 +49,46 @@ def capture_payload_modes(s3: Any, operation: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def tls_client(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A second server over HTTPS on the same config, and a boto3 client that trusts it."""
+def tls_gateway(tmp_path_factory: pytest.TempPathFactory, moto_server: Any) -> Iterator[Gateway]:
+    """A second server, over HTTPS, with its own data directory (one server per data dir)."""
     root = tmp_path_factory.mktemp("tls")
     cert, key = self_signed_cert(root)
+    bucket = moto_server.new_bucket()
+    config, dirs = write_config(root, moto_server, bucket)
+    access, secret = create_key(config, root, "acme")
     server = start_server(
-        ["--config", str(gateway.config), "--tls-cert", str(cert), "--tls-key", str(key)],
+        ["--config", str(config), "--tls-cert", str(cert), "--tls-key", str(key)],
         root,
         scheme="https",
     )
     try:
-        yield boto3.client(
-            "s3",
-            endpoint_url=server.endpoint,
-            aws_access_key_id=gateway.access_key,
-            aws_secret_access_key=gateway.secret_key,
-            region_name=gateway.region,
-            verify=str(cert),
-            config=Config(s3={"addressing_style": "path"}),
+        yield Gateway(
+            endpoint=server.endpoint,
+            access_key=access,
+            secret_key=secret,
+            region=REGION,
+            data_dir=root / "data",
+            config=config,
+            server=server,
+            moto_bucket=bucket,
+            _locations=dirs,
         )
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_client(tls_gateway: Gateway) -> Any:
+    """A boto3 client that trusts the HTTPS server's certificate."""
+    return boto3.client(
+        "s3",
+        endpoint_url=tls_gateway.endpoint,
+        aws_access_key_id=tls_gateway.access_key,
+        aws_secret_access_key=tls_gateway.secret_key,
+        region_name=tls_gateway.region,
+        verify=str(tls_gateway.server.root / "cert.pem"),
+        config=Config(s3={"addressing_style": "path"}),
+    )
 
 
 def test_default_put_over_tls_is_unsigned_payload_with_crc32_trailer(tls_client: Any) -> None:
@@ -86,7 +105,7 @@ def test_default_put_over_tls_is_unsigned_payload_with_crc32_trailer(tls_client:
 
 
 def test_trailer_checksum_mismatch_is_bad_digest_and_stores_nothing(
-    tls_client: Any, gateway: Gateway
+    tls_client: Any, tls_gateway: Gateway
 ) -> None:
     s3 = tls_client
     bucket = new_bucket(s3)
@@ -108,7 +127,7 @@ def test_trailer_checksum_mismatch_is_bad_digest_and_stores_nothing(
 
         body.read = read
 
-    before = gateway.blob_files()
+    before = tls_gateway.blob_files()
     s3.meta.events.register("before-send.s3.PutObject", corrupt)
     with pytest.raises(botocore.exceptions.ClientError) as exc:
         s3.put_object(Bucket=bucket, Key="bad", Body=b"x" * 1000)
@@ -116,7 +135,7 @@ def test_trailer_checksum_mismatch_is_bad_digest_and_stores_nothing(
     with pytest.raises(botocore.exceptions.ClientError) as missing:
         s3.head_object(Bucket=bucket, Key="bad")
     assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
-    assert gateway.blob_files() == before
+    assert tls_gateway.blob_files() == before
 
 
 # --- plain HTTP: signed payload + x-amz-checksum header ---------------------------------------

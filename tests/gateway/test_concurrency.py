@@ -49,9 +49,8 @@ class Served:
         return self.root / "data" / "residency.db"
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    root = tmp_path_factory.mktemp("concurrency")
+def _config(root: Path) -> Path:
+    """A one-location deployment under `root` (its own data dir: one server per data dir)."""
     config = root / "residency.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -70,6 +69,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             }
         )
     )
+    return config
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("concurrency")
+    config = _config(root)
     access, secret = create_key(config, root, "acme")
     server = start_server(["--config", str(config), "--workers", "2"], root)
     try:
@@ -120,14 +126,16 @@ def test_concurrent_small_puts_on_two_workers_get_no_5xx(served: Served) -> None
     assert "database is locked" not in served.server.stderr.read_text()
 
 
-def test_locked_database_answers_slowdown_and_reads_go_on(served: Served) -> None:
+def test_locked_database_answers_slowdown_and_reads_go_on(tmp_path: Path) -> None:
     # Its own server with a short busy timeout, so it does not wait 15 s for a lock held here.
+    config = _config(tmp_path)
+    access, secret = create_key(config, tmp_path, "acme")
     server = start_server(
-        ["--config", str(served.config), "--workers", "1"],
-        served.root,
+        ["--config", str(config), "--workers", "1"],
+        tmp_path,
         env={"RESIDENCY_SQLITE_BUSY_TIMEOUT_MS": "200"},
     )
-    impatient = Served(server, served.config, served.root, served.access, served.secret)
+    impatient = Served(server, config, tmp_path, access, secret)
     try:
         _slowdown_while_locked(impatient)
     finally:

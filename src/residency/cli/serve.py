@@ -80,6 +80,66 @@ def check_settings(settings: Settings) -> None:
         fail(exc.message)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Fail with one line if something already listens on (host, port).
+
+    Checked before granian starts, so a second server never starts beside the first one and
+    leaves clients talking to either at random. SO_REUSEADDR only tolerates connections
+    still in TIME_WAIT from a previous run, never a live listener.
+    """
+    import errno
+    import socket
+
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        fail(f"--host {host}: {exc.strerror}")
+    family, kind, proto, _, address = addresses[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                fail(f"port {port} on {host} is already in use; stop that server or pick --port")
+            fail(f"cannot listen on {host} port {port}: {exc.strerror or exc}")
+
+
+LOCK_FILENAME = "serve.lock"
+_held_locks: list[int] = []  # lock file descriptors, open for the life of the process
+
+
+def hold_data_dir(data_dir: Path) -> None:
+    """Take `<data_dir>/serve.lock` for as long as this process lives; one line if held.
+
+    An exclusive `flock`: the kernel lets go when the server exits, however it exits, so
+    there is no stale lock to clean up. The file names the holder's pid for the message.
+    Granian's workers inherit the descriptor, so the lock holds while any of them runs.
+    """
+    if sys.platform == "win32":  # no flock; one server per data dir is then up to the operator
+        return
+    import fcntl
+
+    path = data_dir / LOCK_FILENAME
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        fail(f"{path}: cannot open the server lock ({exc.strerror or exc})")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        fail(
+            f"{data_dir} is in use by another residency serve (pid {holder}); "
+            "stop it or pass another --data-dir"
+        )
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+    _held_locks.append(fd)
+
+
 async def bootstrap(settings: Settings, embedded: bool) -> Bootstrap | None:
     """Migrate the database; in embedded mode create the default tenant and key once."""
     from residency.audit import append as audit_append
@@ -210,6 +270,8 @@ def serve(
     settings, embedded = resolve_settings(
         config, host=host, port=port, workers=workers, data_dir=data_dir
     )
+    check_port_free(settings.host, settings.port)
+    hold_data_dir(settings.data_dir)
     check_settings(settings)
     import asyncio
 
