@@ -10,6 +10,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 MIB = 1024 * 1024
 
@@ -105,3 +106,15 @@ def tree_digest(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+def sqlite_compare_type(
+    context: object, inspected: object, metadata: object, inspected_type: Any, metadata_type: Any
+) -> bool | None:
+    """Alembic type comparison for SQLite, which does not enforce VARCHAR lengths (revision
+    0005 leaves them alone there): a length-only difference between strings is none."""
+    import sqlalchemy as sa
+
+    if isinstance(inspected_type, sa.String) and isinstance(metadata_type, sa.String):
+        return isinstance(inspected_type, sa.Text) != isinstance(metadata_type, sa.Text)
+    return None

@@ -25,22 +25,29 @@ REGION = "us-east-1"
 
 POLICY = """
 name: gateway-test
-description: The default preset plus rules that make placements easy to observe.
+description: >
+  The default preset plus rules that make placements easy to observe. This test deployment
+  declares that data nobody classified is public (an operator's explicit choice).
 extends: [preset:default]
+default_class: public
+classes:
+  backup: backups that must survive the loss of a provider (test class)
+  cloudcopy: data that must sit on GCP (test class)
+  eudata: data that must stay in Germany (test class)
 rules:
   - id: backup-two-us-clouds
-    match: {data_class: [backup]}
+    scope: {data_class: [backup]}
     constraints:
       allow_countries: [US]
       replicas: 2
       spread: provider
       prefer: [us-east, us-ashburn]
   - id: cloud-copy
-    match: {data_class: [cloudcopy]}
+    scope: {data_class: [cloudcopy]}
     constraints:
       allow_providers: [gcp]
   - id: germany-only
-    match: {data_class: [eudata]}
+    scope: {data_class: [eudata]}
     constraints:
       allow_countries: [DE]
 """

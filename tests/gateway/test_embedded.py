@@ -56,7 +56,21 @@ def test_embedded_default_prints_endpoint_and_keys_once(tmp_path: Path) -> None:
 
         assert aws("s3", "mb", "s3://hello").returncode == 0
         (tmp_path / "f.txt").write_text("hi")
-        assert aws("s3", "cp", str(tmp_path / "f.txt"), "s3://hello/f.txt").returncode == 0
+        # Nothing says what f.txt is: refused, with a message that says what to send.
+        refused = aws("s3", "cp", str(tmp_path / "f.txt"), "s3://hello/f.txt")
+        assert refused.returncode != 0
+        assert "ResidencyViolation" in refused.stderr
+        assert "x-amz-meta-residency-class" in refused.stderr
+        assert "residency-class=personal.health,residency-subject=US" in out
+        labelled = aws(
+            "s3",
+            "cp",
+            str(tmp_path / "f.txt"),
+            "s3://hello/f.txt",
+            "--metadata",
+            "residency-class=public",
+        )
+        assert labelled.returncode == 0, labelled.stderr
         listed = aws("s3", "ls")
         assert listed.returncode == 0, listed.stderr
         assert "hello" in listed.stdout

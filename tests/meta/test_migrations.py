@@ -17,6 +17,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
+import testkit
 from residency.meta import Database
 from residency.meta.db import SCHEMA_HEAD, alembic_config
 from residency.meta.errors import DatabaseConfigError
@@ -74,7 +75,7 @@ async def test_models_and_migrations_agree(tmp_path: Path) -> None:
     await db.dispose()
     engine = sa.create_engine(_sync_url(path))
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(conn, opts={"compare_type": testkit.sqlite_compare_type})
         diff = compare_metadata(ctx, full_metadata())
     engine.dispose()
     assert diff == []
@@ -224,7 +225,8 @@ async def test_an_older_revision_is_upgraded(tmp_path: Path) -> None:
     assert _stamped(path) == [SCHEMA_HEAD]
     engine = sa.create_engine(_sync_url(path))
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), full_metadata())
+        ctx = MigrationContext.configure(conn, opts={"compare_type": testkit.sqlite_compare_type})
+        diff = compare_metadata(ctx, full_metadata())
     engine.dispose()
     assert diff == []
 

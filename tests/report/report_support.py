@@ -36,7 +36,7 @@ citation: 28 CFR Part 202 (DOJ bulk sensitive data rule, 2025)
 rules:
   - id: us-health
     citation: 28 CFR 202.241; 28 CFR 202.601
-    match: {data_class: personal.health, subject: US}
+    scope: {data_class: personal.health, subject: US}
     constraints:
       allow_countries: [US]
       deny_vendor_hq: ["@COUNTRIES_OF_CONCERN"]
@@ -45,15 +45,12 @@ rules:
       prefer: [oci-us-ashburn-1]
   - id: eea-personal
     citation: GDPR Art. 44-45
-    match: {data_class: [personal, "personal.*"], subject: "@EEA"}
+    scope: {data_class: personal, subject: "@EEA"}
     constraints: {allow_countries: ["@EEA"]}
   - id: cn-personal
     citation: PIPL Art. 40
-    match: {data_class: personal, subject: CN}
+    scope: {data_class: personal, subject: CN}
     constraints: {allow_countries: [CN]}
-  - id: anything-else
-    citation: none
-    match: {}
 """
 
 # (bucket, key, data class, subject, size, locations)

@@ -196,7 +196,9 @@ def test_caps_and_audit_window(world: World) -> None:
 
 def test_compliant_under_a_permissive_policy_exits_0(world: World, tmp_path: Path) -> None:
     permissive = tmp_path / "anything.yaml"
-    permissive.write_text("name: anything\nrules:\n  - id: anywhere\n    match: {}\n")
+    permissive.write_text(
+        "name: anything\nrules:\n  - id: no-kp\n    constraints: {deny_countries: [KP]}\n"
+    )
     out = tmp_path / "ok.html"
     code, data = report(world, "--policy", str(permissive), "-o", str(out))
     assert code == 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,8 +32,8 @@ from residency.policy import (
     Policy,
     classify,
     evaluate,
-    load_policy,
 )
+from residency.policy.effective import effective_policy
 from residency.storage import BlobInfo, write_replicated
 from residency.storage.errors import SizeMismatch, StorageError
 
@@ -45,14 +44,9 @@ SUBJECT_KEY = "residency-subject"
 COUNT_KEY = "residency-subjects"
 
 
-@lru_cache(maxsize=64)
-def _preset(spec: str) -> Policy:
-    return load_policy(spec)
-
-
 def policy_for(gw: Gateway, bucket: Bucket) -> Policy:
-    """The bucket's own policy (a preset named at creation) or the gateway's."""
-    return _preset(bucket.policy) if bucket.policy else gw.policy
+    """The gateway's policy narrowed by the bucket's (a preset named at creation)."""
+    return effective_policy(gw.policy, bucket.policy)
 
 
 @dataclass(frozen=True, slots=True)

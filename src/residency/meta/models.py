@@ -138,9 +138,9 @@ class ObjectVersion(Base):
     user_metadata: Mapped[dict[str, str]] = mapped_column(JSONDoc, default=dict)
     tags: Mapped[dict[str, str]] = mapped_column(JSONDoc, default=dict)
     data_class: Mapped[str] = mapped_column(String(128))
-    subject: Mapped[str | None] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(512))
     subject_count: Mapped[int | None] = mapped_column(BigInteger)
-    rule: Mapped[str | None] = mapped_column(String(128))
+    rule: Mapped[str | None] = mapped_column(String(1024))
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     part_count: Mapped[int | None] = mapped_column(Integer)
 
@@ -204,9 +204,9 @@ class MultipartUpload(Base):
     user_metadata: Mapped[dict[str, str]] = mapped_column(JSONDoc, default=dict)
     tags: Mapped[dict[str, str]] = mapped_column(JSONDoc, default=dict)
     data_class: Mapped[str] = mapped_column(String(128))
-    subject: Mapped[str | None] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(512))
     subject_count: Mapped[int | None] = mapped_column(BigInteger)
-    rule: Mapped[str | None] = mapped_column(String(128))
+    rule: Mapped[str | None] = mapped_column(String(1024))
     locations: Mapped[list[str]] = mapped_column(JSONDoc)
     checksum_algorithm: Mapped[str | None] = mapped_column(String(16))
 

@@ -7,22 +7,32 @@ from residency.policy.errors import (
     PolicyError,
     Problem,
 )
-from residency.policy.evaluate import Decision, Exclusion, ObjectAttrs, evaluate, matching_rule
+from residency.policy.evaluate import (
+    AppliedRule,
+    Decision,
+    Exclusion,
+    ObjectAttrs,
+    applicable_rules,
+    evaluate,
+)
 from residency.policy.loader import list_presets, load_policy
 from residency.policy.model import (
     DATA_CLASSES,
     Classifier,
     Constraints,
     CountryTerm,
-    Match,
+    Placement,
     Policy,
+    PolicyException,
     Preference,
     Rule,
+    Scope,
 )
 from residency.policy.presets import preset_names
 
 __all__ = [
     "DATA_CLASSES",
+    "AppliedRule",
     "Classification",
     "ClassificationError",
     "ClassificationRequired",
@@ -31,17 +41,19 @@ __all__ = [
     "CountryTerm",
     "Decision",
     "Exclusion",
-    "Match",
     "ObjectAttrs",
+    "Placement",
     "Policy",
     "PolicyError",
+    "PolicyException",
     "Preference",
     "Problem",
     "Rule",
+    "Scope",
+    "applicable_rules",
     "classify",
     "evaluate",
     "list_presets",
     "load_policy",
-    "matching_rule",
     "preset_names",
 ]

@@ -3,6 +3,9 @@
 Each field is taken from the first source that gives it: explicit request values (headers or
 tags) > bucket defaults > the policy's classifiers (first matching classifier that sets the
 field) > `default_class` (for the class; the subject then stays unknown).
+
+Values are checked against the policy here, so an unknown class or subject is a clear error
+at the edge (400 at the gateway, "unclassifiable" in adopt) and never reaches the evaluator.
 """
 
 from __future__ import annotations
@@ -10,11 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from residency.policy.errors import ClassificationError, ClassificationRequired
-from residency.policy.model import COUNTRY_RE, DATA_CLASS_RE, Policy
+from residency.policy.evaluate import check_class, check_subject
+from residency.policy.model import DATA_CLASS_RE, Policy
 
 CLASS_HEADER = "x-amz-meta-residency-class"
 SUBJECT_HEADER = "x-amz-meta-residency-subject"
 COUNT_HEADER = "x-amz-meta-residency-subjects"
+MAX_SUBJECT_CHARS = 512  # the version row's subject column
+MAX_SUBJECTS = 10_000_000_000  # more than everyone alive: also keeps counts inside 2**53
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +44,8 @@ def classify(
 ) -> Classification:
     """Classify one object; `ClassificationError` for malformed values, `...Required` if unset."""
     data_class, source = _first(
-        (normalize_class(explicit_class, CLASS_HEADER), "header"),
-        (normalize_class(bucket_class, "bucket default class"), "bucket"),
+        (normalize_class(policy, explicit_class, CLASS_HEADER), "header"),
+        (normalize_class(policy, bucket_class, "bucket default class"), "bucket"),
     )
     subject, _ = _first(
         (normalize_subject(policy, explicit_subject, SUBJECT_HEADER), "header"),
@@ -62,7 +68,8 @@ def classify(
     return Classification(data_class, subject, normalize_count(explicit_count), source)
 
 
-def normalize_class(value: str | None, what: str) -> str | None:
+def normalize_class(policy: Policy, value: str | None, what: str) -> str | None:
+    """`Personal.Health` -> `personal.health`; must be in the policy's class vocabulary."""
     if value is None or not value.strip():
         return None
     v = value.strip().lower()
@@ -70,19 +77,29 @@ def normalize_class(value: str | None, what: str) -> str | None:
         raise ClassificationError(
             f"{what}: {value!r} is not a data class (dotted lowercase, e.g. personal.health)"
         )
+    problem = check_class(policy, v)
+    if problem is not None:
+        raise ClassificationError(f"{what}: {problem}")
     return v
 
 
 def normalize_subject(policy: Policy, value: str | None, what: str) -> str | None:
-    """`us` -> `US`, `@eea` -> `EEA`; must be a 2-letter code or a group the policy knows."""
+    """`us` -> `US`, `@eea` -> `EEA`, `de, us` -> `DE,US`: ISO codes or groups the policy knows."""
     if value is None or not value.strip():
         return None
-    v = value.strip().lstrip("@").upper()
-    if v in policy.groups or COUNTRY_RE.match(v):
-        return v
-    raise ClassificationError(
-        f"{what}: {value!r} is not an ISO country code (e.g. US) or a known group (e.g. EEA)"
-    )
+    parts = sorted({p.strip().lstrip("@").upper() for p in value.split(",") if p.strip()})
+    if not parts:
+        return None
+    joined = ",".join(parts)
+    if len(joined) > MAX_SUBJECT_CHARS:
+        raise ClassificationError(
+            f"{what}: {len(parts)} subjects do not fit in {MAX_SUBJECT_CHARS} characters; "
+            "name a group (e.g. EU) instead of its members"
+        )
+    problem = check_subject(policy, joined)
+    if problem is not None:
+        raise ClassificationError(f"{what}: {problem}")
+    return joined
 
 
 def normalize_count(value: int | str | None) -> int | None:
@@ -96,6 +113,11 @@ def normalize_count(value: int | str | None) -> int | None:
         ) from None
     if n < 0:
         raise ClassificationError(f"{COUNT_HEADER}: {value!r} must not be negative")
+    if n > MAX_SUBJECTS:
+        raise ClassificationError(
+            f"{COUNT_HEADER}: {value!r} is more data subjects than there are people "
+            f"(at most {MAX_SUBJECTS:,})"
+        )
     return n
 
 

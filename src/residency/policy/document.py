@@ -6,15 +6,23 @@ group, country or provider exists is checked by the loader against the catalog.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from residency.policy.model import DATA_CLASS_RE
+from residency.policy.model import DATA_CLASS_RE, MECHANISMS
 
 RULE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-GLOB_RE = re.compile(r"^[a-z0-9_.*?-]+$")  # data-class globs: no brackets, lowercase
 NAME_GLOB_RE = re.compile(r"^[A-Za-z0-9_.*?-]+$")  # tenant / bucket globs
 TERM_RE = re.compile(r"^@?[A-Za-z][A-Za-z0-9_]*$")  # a country code or a group name
 GROUP_NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]{2,}$")
@@ -48,9 +56,36 @@ class _Doc(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class MatchDoc(_Doc):
+def _check_replicas(v: int) -> int:
+    if v < 1:
+        raise ValueError(f"must be at least 1, got {v}")
+    return v
+
+
+def _check_prefer(v: str | list[str] | dict[str, str] | None) -> Any:
+    if isinstance(v, list):
+        _check_each(v, LOCATION_RE, "a location name")
+        if len(set(v)) != len(v):
+            raise ValueError("lists a location twice")
+    elif isinstance(v, dict) and set(v) != {"nearest"}:
+        raise ValueError("as a mapping it must be {nearest: <COUNTRY>}")
+    elif isinstance(v, str) and v != "cheapest" and not v.startswith("nearest:"):
+        raise ValueError(
+            f"{v!r} is not a preference: use cheapest, nearest:<COUNTRY> "
+            "or a list of location names"
+        )
+    return v
+
+
+Replicas = Annotated[int, AfterValidator(_check_replicas)]
+Prefer = Annotated[str | list[str] | dict[str, str] | None, AfterValidator(_check_prefer)]
+Spread = Literal["location", "region", "provider", "country"]
+
+
+class ScopeDoc(_Doc):
     data_class: StrList | None = None
     subject: StrList | None = None
+    over_subjects: int | None = None
     tenant: StrList | None = None
     bucket: StrList | None = None
 
@@ -59,7 +94,16 @@ class MatchDoc(_Doc):
     def _classes(cls, v: list[str] | None) -> list[str] | None:
         if v is None:
             return v
-        return _check_each(v, GLOB_RE, "a data-class glob (lowercase, dots, '*' and '?')")
+        return _check_each(
+            v, DATA_CLASS_RE, "a data class name (dotted lowercase; it covers its sub-classes)"
+        )
+
+    @field_validator("over_subjects")
+    @classmethod
+    def _threshold(cls, v: int | None) -> int | None:
+        if v is not None and v < 0:
+            raise ValueError(f"must not be negative, got {v}")
+        return v
 
     @field_validator("subject")
     @classmethod
@@ -80,11 +124,13 @@ class ConstraintsDoc(_Doc):
     allow_countries: StrList | None = None
     deny_countries: StrList | None = None
     deny_vendor_hq: StrList | None = None
+    vendor_control_pct: int = 50
+    deny_listed: StrList | None = None
     allow_providers: StrList | None = None
     deny_providers: StrList | None = None
-    replicas: int = 1
-    spread: Literal["location", "region", "provider", "country"] = "location"
-    prefer: str | list[str] | dict[str, str] | None = None
+    replicas: Replicas = 1
+    spread: Spread = "location"
+    prefer: Prefer = None
 
     @field_validator("allow_countries", "deny_countries", "deny_vendor_hq")
     @classmethod
@@ -100,27 +146,63 @@ class ConstraintsDoc(_Doc):
             return v
         return _check_each(v, PROVIDER_RE, "a provider id such as 'aws'")
 
-    @field_validator("replicas")
+    @field_validator("vendor_control_pct")
     @classmethod
-    def _replicas(cls, v: int) -> int:
-        if v < 1:
-            raise ValueError(f"must be at least 1, got {v}")
+    def _pct(cls, v: int) -> int:
+        if not 1 <= v <= 100:
+            raise ValueError(f"must be a percentage from 1 to 100, got {v}")
         return v
 
-    @field_validator("prefer")
+    @field_validator("deny_listed")
     @classmethod
-    def _prefer(cls, v: str | list[str] | dict[str, str] | None) -> Any:
-        if isinstance(v, list):
-            _check_each(v, LOCATION_RE, "a location name")
-            if len(set(v)) != len(v):
-                raise ValueError("lists a location twice")
-        elif isinstance(v, dict) and set(v) != {"nearest"}:
-            raise ValueError("as a mapping it must be {nearest: <COUNTRY>}")
-        elif isinstance(v, str) and v != "cheapest" and not v.startswith("nearest:"):
+    def _lists(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        return _check_each(v, GROUP_NAME_RE, "a party-list name (UPPER_CASE, 3+ characters)")
+
+
+class PlacementDoc(_Doc):
+    replicas: Replicas = 1
+    spread: Spread = "location"
+    prefer: Prefer = None
+
+
+class ExceptionDoc(_Doc):
+    id: str
+    description: str = ""
+    relaxes: str
+    mechanism: str
+    locations: StrList
+    evidence: str
+    expires: dt.date = Field(strict=False)
+
+    @field_validator("id", "relaxes")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not RULE_ID_RE.match(v):
+            raise ValueError(f"{v!r} is not an id (lowercase letters, digits, '.', '_', '-')")
+        return v
+
+    @field_validator("mechanism")
+    @classmethod
+    def _mechanism(cls, v: str) -> str:
+        if v not in MECHANISMS:
             raise ValueError(
-                f"{v!r} is not a preference: use cheapest, nearest:<COUNTRY> "
-                "or a list of location names"
+                f"{v!r} is not a transfer mechanism the engine knows; use one of "
+                + ", ".join(sorted(MECHANISMS))
             )
+        return v
+
+    @field_validator("locations")
+    @classmethod
+    def _locations(cls, v: list[str]) -> list[str]:
+        return _check_each(v, LOCATION_RE, "a location name")
+
+    @field_validator("evidence")
+    @classmethod
+    def _evidence(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must say where the evidence is (contract, filing, assessment id)")
         return v
 
 
@@ -128,7 +210,7 @@ class RuleDoc(_Doc):
     id: str
     description: str = ""
     citation: str = ""
-    match: MatchDoc = Field(default_factory=MatchDoc)
+    scope: ScopeDoc = Field(default_factory=ScopeDoc)
     constraints: ConstraintsDoc = Field(default_factory=ConstraintsDoc)
 
     @field_validator("id")
@@ -194,10 +276,31 @@ class PolicyDoc(_Doc):
     citation: str = ""
     extends: StrList = Field(default_factory=list)
     groups: dict[str, StrList] = Field(default_factory=dict)
+    classes: dict[str, str] = Field(default_factory=dict)
+    party_lists: dict[str, list[str]] = Field(default_factory=dict)
     classifiers: list[ClassifierDoc] = Field(default_factory=list)
     default_class: str | None = None
     require_classification: bool | None = None
+    unknown_subject: Literal["all-protected", "refuse"] | None = None
+    placement: PlacementDoc | None = None
     rules: list[RuleDoc] = Field(default_factory=list)
+    exceptions: list[ExceptionDoc] = Field(default_factory=list)
+
+    @field_validator("classes")
+    @classmethod
+    def _new_classes(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not DATA_CLASS_RE.match(name):
+                raise ValueError(f"{name!r} is not a data class (dotted lowercase)")
+        return v
+
+    @field_validator("party_lists")
+    @classmethod
+    def _party_lists(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name in v:
+            if not GROUP_NAME_RE.match(name):
+                raise ValueError(f"{name!r} is not a party-list name (UPPER_CASE, 3+ characters)")
+        return v
 
     @field_validator("default_class")
     @classmethod

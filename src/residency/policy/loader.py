@@ -26,20 +26,26 @@ from residency.policy.document import (
     TERM_RE,
     ClassifierDoc,
     ConstraintsDoc,
-    MatchDoc,
+    ExceptionDoc,
+    PlacementDoc,
     PolicyDoc,
     RuleDoc,
+    ScopeDoc,
 )
 from residency.policy.errors import PolicyError, Problem
 from residency.policy.model import (
     COUNTRY_RE,
+    DATA_CLASSES,
+    UNCLASSIFIED,
     Classifier,
     Constraints,
     CountryTerm,
-    Match,
+    Placement,
     Policy,
+    PolicyException,
     Preference,
     Rule,
+    Scope,
 )
 from residency.policy.presets import PRESET_PREFIX, preset_display, preset_names, preset_path
 
@@ -51,7 +57,7 @@ Loc = tuple[str | int, ...]
 _KNOWN_FIELDS = sorted(
     {
         (f.alias or n)
-        for m in (PolicyDoc, RuleDoc, MatchDoc, ConstraintsDoc, ClassifierDoc)
+        for m in (PolicyDoc, RuleDoc, ScopeDoc, ConstraintsDoc, ClassifierDoc, ExceptionDoc)
         for n, f in m.model_fields.items()
     }
 )
@@ -95,6 +101,8 @@ class _Loaded:
     doc: PolicyDoc
     rules: list[Rule]
     classifiers: list[Classifier]
+    exceptions: list[PolicyException]
+    placement: Placement | None
     local_groups: dict[str, tuple[frozenset[str], str]]  # name -> (countries, "file:line")
     files: list[_Loaded] = field(default_factory=list)  # self first, then extended, deduped
 
@@ -222,18 +230,37 @@ class _Loader:
                     )
                 groups.setdefault(name, countries)
                 group_src.setdefault(name, src)
-        catch_all = next((i for i, r in enumerate(rules) if r.match == Match()), None)
-        if catch_all is not None and catch_all < len(rules) - 1:
-            r = rules[catch_all]
-            later = ", ".join(x.id for x in rules[catch_all + 1 :])
-            problems.append(
-                Problem(
-                    *_split(r.source),
-                    "rules.match",
-                    f"rule {r.id} matches everything, so the rules after it can never apply "
-                    f"({later}); give it a match or move it last",
-                )
+        classes = dict(DATA_CLASSES)
+        for f in reversed(root.files):
+            classes.update({k: _oneline(v) for k, v in f.doc.classes.items()})
+        problems.extend(self._unknown_classes(root, classes))
+        list_names = {n for f in root.files for n in f.doc.party_lists}
+        problems.extend(
+            Problem(
+                *_split(r.source),
+                "constraints.deny_listed",
+                f"party list {name} is not defined under `party_lists:` in any composed file",
             )
+            for r in rules
+            for name in r.constraints.deny_listed
+            if name not in list_names
+        )
+        rule_ids = {r.id for r in rules}
+        exceptions: list[PolicyException] = []
+        for f in root.files:
+            for exc in f.exceptions:
+                if exc.relaxes not in rule_ids:
+                    close = difflib.get_close_matches(exc.relaxes, sorted(rule_ids), n=2)
+                    hint = f"; did you mean {', '.join(close)}?" if close else ""
+                    problems.append(
+                        Problem(
+                            *_split(exc.source),
+                            "exceptions.relaxes",
+                            f"exception {exc.id} relaxes {exc.relaxes!r}, which is not a rule "
+                            f"of this policy{hint}",
+                        )
+                    )
+                exceptions.append(exc)
         if not rules:
             problems.append(
                 Problem(root.display, 1, "rules", "the policy has no rules (add rules or extends)")
@@ -241,11 +268,15 @@ class _Loader:
         if problems:
             raise PolicyError(problems)
         default_class = next(
-            (f.doc.default_class for f in root.files if f.doc.default_class), "unclassified"
+            (f.doc.default_class for f in root.files if f.doc.default_class), UNCLASSIFIED
         )
         require = root.doc.require_classification
         if require is None:
             require = any(f.doc.require_classification for f in root.files)
+        party_lists: dict[str, set[str]] = {}
+        for f in root.files:
+            for name, members in f.doc.party_lists.items():
+                party_lists.setdefault(name, set()).update(m.strip().casefold() for m in members)
         return Policy(
             name=root.name,
             description=root.doc.description.strip(),
@@ -253,11 +284,49 @@ class _Loader:
             extends=tuple(root.doc.extends),
             sources=tuple(f.display for f in root.files),
             groups=groups,
+            countries=frozenset(self.catalog.countries),
+            classes=classes,
+            party_lists={k: frozenset(v) for k, v in party_lists.items()},
             classifiers=tuple(c for f in root.files for c in f.classifiers),
             default_class=default_class,
             require_classification=require,
+            unknown_subject=next(
+                (f.doc.unknown_subject for f in root.files if f.doc.unknown_subject),
+                "all-protected",
+            ),
+            placement=next((f.placement for f in root.files if f.placement), Placement()),
             rules=tuple(rules),
+            exceptions=tuple(exceptions),
         )
+
+    def _unknown_classes(self, root: _Loaded, classes: dict[str, str]) -> list[Problem]:
+        """Every class a rule, classifier or default names must be in the vocabulary."""
+        known = ", ".join(sorted(classes))
+
+        def problem(where: str, field: str, name: str) -> Problem:
+            close = difflib.get_close_matches(name, sorted(classes), n=2, cutoff=0.5)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            return Problem(
+                *_split(where),
+                field,
+                f"unknown data class {name!r}; {hint}declare it under `classes:` or use one "
+                f"of {known}",
+            )
+
+        out: list[Problem] = []
+        for f in root.files:
+            for r in f.rules:
+                out.extend(
+                    problem(r.source, "scope.data_class", c)
+                    for c in r.scope.data_class
+                    if c not in classes
+                )
+            for c in f.classifiers:
+                if c.data_class is not None and c.data_class not in classes:
+                    out.append(problem(c.source, "class", c.data_class))
+            if f.doc.default_class and f.doc.default_class not in classes:
+                out.append(problem(f"{f.display}:1", "default_class", f.doc.default_class))
+        return out
 
     def _load(self, path: Path, display: str, via: tuple[_File, Loc] | None) -> _Loaded:
         key = path.resolve()
@@ -287,11 +356,13 @@ class _Loader:
                 visible.update({n: g for n, (g, _) in f.local_groups.items()})
         local = self._resolve_groups(src, doc, visible)
         visible.update({n: g for n, (g, _) in local.items()})
-        rules = [self._rule(src, visible, i, r) for i, r in enumerate(doc.rules)]
-        classifiers = [self._classifier(src, visible, i, c) for i, c in enumerate(doc.classifiers)]
-        src.raise_if_any()
         name = doc.name or path.stem
-        loaded = _Loaded(path, display, name, doc, rules, classifiers, local)
+        rules = [self._rule(src, visible, name, i, r) for i, r in enumerate(doc.rules)]
+        classifiers = [self._classifier(src, visible, i, c) for i, c in enumerate(doc.classifiers)]
+        exceptions = [self._exception(src, i, e) for i, e in enumerate(doc.exceptions)]
+        placement = self._placement(src, doc.placement)
+        src.raise_if_any()
+        loaded = _Loaded(path, display, name, doc, rules, classifiers, exceptions, placement, local)
         files = [loaded]
         for ext in extended:
             files.extend(f for f in ext.files if f not in files)
@@ -454,14 +525,15 @@ class _Loader:
         )
 
     def _rule(
-        self, src: _File, visible: dict[str, frozenset[str]], index: int, doc: RuleDoc
+        self, src: _File, visible: dict[str, frozenset[str]], policy: str, index: int, doc: RuleDoc
     ) -> Rule:
         base: Loc = ("rules", index)
-        m, c = doc.match, doc.constraints
-        mloc, cloc = (*base, "match"), (*base, "constraints")
-        match = Match(
+        m, c = doc.scope, doc.constraints
+        mloc, cloc = (*base, "scope"), (*base, "constraints")
+        scope = Scope(
             data_class=tuple(m.data_class or ()),
             subject=self._terms(src, (*mloc, "subject"), m.subject, visible) or (),
+            over_subjects=m.over_subjects,
             tenant=tuple(m.tenant or ()),
             bucket=tuple(m.bucket or ()),
         )
@@ -473,6 +545,8 @@ class _Loader:
             or (),
             deny_vendor_hq=self._terms(src, (*cloc, "deny_vendor_hq"), c.deny_vendor_hq, visible)
             or (),
+            vendor_control_pct=c.vendor_control_pct,
+            deny_listed=tuple(c.deny_listed or ()),
             allow_providers=self._providers(src, (*cloc, "allow_providers"), c.allow_providers),
             deny_providers=self._providers(src, (*cloc, "deny_providers"), c.deny_providers) or (),
             replicas=c.replicas,
@@ -489,8 +563,30 @@ class _Loader:
             description=_oneline(doc.description),
             citation=_oneline(doc.citation),
             source=src.where(base),
-            match=match,
+            policy=policy,
+            scope=scope,
             constraints=constraints,
+        )
+
+    def _exception(self, src: _File, index: int, doc: ExceptionDoc) -> PolicyException:
+        return PolicyException(
+            id=doc.id,
+            relaxes=doc.relaxes,
+            mechanism=doc.mechanism,
+            locations=tuple(doc.locations),
+            evidence=_oneline(doc.evidence),
+            expires=doc.expires,
+            description=_oneline(doc.description),
+            source=src.where(("exceptions", index)),
+        )
+
+    def _placement(self, src: _File, doc: PlacementDoc | None) -> Placement | None:
+        if doc is None:
+            return None
+        return Placement(
+            replicas=doc.replicas,
+            spread=doc.spread,
+            prefer=self._preference(src, ("placement", "prefer"), doc.prefer),
         )
 
     def _classifier(

@@ -21,6 +21,7 @@ from residency.meta.models import Tenant
 from residency.meta.repo import buckets as bucket_repo
 from residency.policy import ClassificationError, PolicyError, load_policy, preset_names
 from residency.policy.classify import normalize_class, normalize_subject
+from residency.policy.effective import effective_policy
 
 DEFAULT_CLASS_HEADER = "x-residency-default-class"
 DEFAULT_SUBJECT_HEADER = "x-residency-default-subject"
@@ -60,9 +61,11 @@ async def create_bucket(ctx: RequestContext) -> Response:
     await authorize.new_bucket(ctx)
     parse_create_bucket_configuration(await read_body(request_body(ctx.request, ctx.auth)))
     policy_spec = _bucket_policy(ctx.headers.get(POLICY_HEADER))
-    policy = load_policy(policy_spec) if policy_spec else ctx.gw.policy
+    policy = effective_policy(ctx.gw.policy, policy_spec)
     try:
-        default_class = normalize_class(ctx.headers.get(DEFAULT_CLASS_HEADER), DEFAULT_CLASS_HEADER)
+        default_class = normalize_class(
+            policy, ctx.headers.get(DEFAULT_CLASS_HEADER), DEFAULT_CLASS_HEADER
+        )
         default_subject = normalize_subject(
             policy, ctx.headers.get(DEFAULT_SUBJECT_HEADER), DEFAULT_SUBJECT_HEADER
         )
