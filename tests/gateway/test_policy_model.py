@@ -112,3 +112,68 @@ def test_a_bucket_policy_can_only_narrow(gateway: Gateway, moto_server: Any) -> 
         s3, bucket, "fr.json", b"{}", **{"residency-class": "personal", "residency-subject": "FR"}
     )
     assert residency_headers(ok)["x-residency-locations"] == "de"
+
+
+def _eu_health_source(s3: Any) -> tuple[str, str]:
+    """An EU health record whose class came only from its bucket's defaults."""
+    bucket = new_bucket(
+        s3,
+        **{"x-residency-default-class": "personal.health", "x-residency-default-subject": "DE"},
+    )
+    put(s3, bucket, "record.json", b'{"diagnosis": "x"}')
+    head = s3.head_object(Bucket=bucket, Key="record.json")
+    assert residency_headers(head)["x-residency-class"] == "personal.health"
+    assert residency_headers(head)["x-residency-locations"] == "de"
+    return bucket, "record.json"
+
+
+def test_a_copy_keeps_the_class_its_source_got_from_a_bucket_default(
+    gateway: Gateway, moto_server: Any
+) -> None:
+    s3 = gateway.s3()
+    src_bucket, src_key = _eu_health_source(s3)
+    plain = new_bucket(s3)  # no defaults: unlabelled data here would count as public
+    before = snapshot(gateway, moto_server)
+    s3.copy_object(Bucket=plain, Key="copy.json", CopySource={"Bucket": src_bucket, "Key": src_key})
+    head = residency_headers(s3.head_object(Bucket=plain, Key="copy.json"))
+    assert head["x-residency-class"] == "personal.health"
+    assert head["x-residency-subject"] == "DE"
+    assert head["x-residency-locations"] == "de"
+    assert set(new_blobs(before, snapshot(gateway, moto_server))) == {"de"}
+    # REPLACE with explicit values is the one way to restate what the copy is.
+    s3.copy_object(
+        Bucket=plain,
+        Key="restated.json",
+        CopySource={"Bucket": src_bucket, "Key": src_key},
+        MetadataDirective="REPLACE",
+        Metadata={"residency-class": "personal", "residency-subject": "FR"},
+    )
+    restated = residency_headers(s3.head_object(Bucket=plain, Key="restated.json"))
+    assert (restated["x-residency-class"], restated["x-residency-subject"]) == ("personal", "FR")
+
+
+def test_upload_part_copy_cannot_move_a_record_into_a_laxer_upload(
+    gateway: Gateway, moto_server: Any
+) -> None:
+    s3 = gateway.s3()
+    src_bucket, src_key = _eu_health_source(s3)
+    target = new_bucket(s3)
+    upload = s3.create_multipart_upload(
+        Bucket=target, Key="big.bin", Metadata={"residency-class": "public"}
+    )
+    placed = residency_headers(upload)["x-residency-locations"].split(",")
+    assert placed != ["de"]  # public data went to the cheapest place, outside the EEA
+    before = snapshot(gateway, moto_server)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.upload_part_copy(
+            Bucket=target,
+            Key="big.bin",
+            UploadId=upload["UploadId"],
+            PartNumber=1,
+            CopySource={"Bucket": src_bucket, "Key": src_key},
+        )
+    status, code, message = _error(exc)
+    assert (status, code) == (403, "ResidencyViolation")
+    assert "UploadPartCopy would put personal.health data (subject DE)" in message
+    assert "gdpr-eea-or-adequate" in message
+    assert snapshot(gateway, moto_server) == before

@@ -110,13 +110,26 @@ async def decide(
     *,
     user_metadata: Mapping[str, str],
     tags: Mapping[str, str],
+    inherited: Inherited | None = None,
 ) -> WritePlan:
-    """Classify and evaluate; a refusal is audited and raised before any body is read."""
+    """Classify and evaluate; a refusal is audited and raised before any body is read.
+
+    A copy passes the source version's stored classification as `inherited`: it counts as
+    explicit, so a class that came from the source bucket's default or a classifier travels
+    with the bytes; only values the request itself states replace it.
+    """
     gw = ctx.gw
     policy = policy_for(gw, bucket)
+    fallback = {
+        CLASS_KEY: inherited.data_class if inherited else None,
+        SUBJECT_KEY: inherited.subject if inherited else None,
+        COUNT_KEY: str(inherited.subject_count)
+        if inherited and inherited.subject_count is not None
+        else None,
+    }
 
     def explicit(name: str) -> str | None:
-        return user_metadata.get(name) or tags.get(name)
+        return user_metadata.get(name) or tags.get(name) or fallback[name]
 
     target = f"s3://{bucket.name}/{key}"
     try:
@@ -152,6 +165,54 @@ async def decide(
         await _audit_refusal(ctx, target, placement.audit_detail(policy=policy.name))
         raise errors.residency_violation(decision.message, rule=decision.rule)
     return placement
+
+
+@dataclass(frozen=True, slots=True)
+class Inherited:
+    """The classification a copy's bytes bring from their source version."""
+
+    data_class: str
+    subject: str | None
+    subject_count: int | None
+
+
+async def recheck(
+    ctx: RequestContext,
+    bucket: Bucket,
+    key: str,
+    what: Inherited,
+    locations: Sequence[str],
+    *,
+    doing: str,
+) -> None:
+    """Bytes about to go to `locations` on an earlier decision: are they still allowed now?
+
+    Multipart parts are written where CreateMultipartUpload decided; the policy may have
+    changed since, and a part copied from another object brings that object's class. Either
+    way the current effective policy decides, and a refusal is audited before any byte moves.
+    """
+    policy = policy_for(ctx.gw, bucket)
+    attrs = ObjectAttrs(
+        data_class=what.data_class,
+        subject=what.subject,
+        subject_count=what.subject_count,
+        tenant=ctx.identity.tenant,
+        bucket=bucket.name,
+        key=key,
+    )
+    decision = evaluate(policy, attrs, [loc.facts for loc in ctx.gw.locations.values()])
+    why = {e.location: e.reason for e in decision.exclusions}
+    bad = [loc for loc in locations if loc not in decision.allowed]
+    if not bad:
+        return
+    reasons = "; ".join(f"{loc}: {why.get(loc, 'not allowed now')}" for loc in bad)
+    message = (
+        f"{doing} would put {what.data_class} data (subject {what.subject or 'unknown'}) at "
+        f"{', '.join(bad)}, which policy {policy.name} does not allow: {reasons}"
+    )
+    detail = {"reason": message, "policy": policy.name, **decision.to_dict()}
+    await _audit_refusal(ctx, f"s3://{bucket.name}/{key}", detail)
+    raise errors.residency_violation(message, rule=decision.rule)
 
 
 async def _audit_refusal(ctx: RequestContext, target: str, detail: dict[str, Any]) -> None:

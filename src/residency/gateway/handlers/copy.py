@@ -20,7 +20,7 @@ from residency.gateway.handlers.objects import (
 )
 from residency.gateway.http import CopySource, check_copy_source_conditions, parse_copy_source
 from residency.gateway.reads import ReplicaReader, SegmentRef
-from residency.gateway.writes import decide, write_blob
+from residency.gateway.writes import Inherited, decide, write_blob
 from residency.gateway.xml import copy_object_result
 
 
@@ -89,7 +89,8 @@ async def copy_object(ctx: RequestContext) -> Response:
         content_type = version.content_type
     tags = request_tags(ctx.headers) if tagging_directive == "REPLACE" else dict(version.tags)
 
-    placement = await decide(ctx, bucket, key, user_metadata=meta, tags=tags)
+    inherited = Inherited(version.data_class, version.subject, version.subject_count)
+    placement = await decide(ctx, bucket, key, user_metadata=meta, tags=tags, inherited=inherited)
     await authorize.charge_read(ctx, src.ref)
     chunks = source_stream(ctx, source.key, segments, locations, 0, version.size - 1)
     blob_key, info = await write_blob(ctx.gw, placement.locations, chunks, expect_size=version.size)

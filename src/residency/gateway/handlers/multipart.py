@@ -19,7 +19,7 @@ from residency.gateway.http import (
     parse_copy_source_range,
 )
 from residency.gateway.payload import request_body
-from residency.gateway.writes import audit_placement, decide, write_blob
+from residency.gateway.writes import Inherited, audit_placement, decide, recheck, write_blob
 from residency.gateway.xml import (
     PartEntry,
     UploadEntry,
@@ -64,6 +64,10 @@ async def _upload(ctx: RequestContext, session: AsyncSession) -> tuple[Bucket, M
         raise errors.no_such_upload(upload_id) from None
     await authorize.check_object(ctx, bucket, ctx.key, upload, session=session)
     return bucket, upload
+
+
+def _classified(upload: MultipartUpload) -> Inherited:
+    return Inherited(upload.data_class, upload.subject, upload.subject_count)
 
 
 async def create_multipart_upload(ctx: RequestContext) -> Response:
@@ -141,7 +145,8 @@ async def _store_part(
 async def upload_part(ctx: RequestContext) -> Response:
     number = _part_number(ctx)
     async with ctx.gw.db.session(write=False) as session:
-        _, upload = await _upload(ctx, session)
+        bucket, upload = await _upload(ctx, session)
+    await recheck(ctx, bucket, ctx.key, _classified(upload), upload.locations, doing="UploadPart")
     body = request_body(ctx.request, ctx.auth, max_size=MAX_PART_SIZE)
     blob_key, info = await write_blob(
         ctx.gw, upload.locations, body, expect_size=body.expected_size
@@ -153,10 +158,16 @@ async def upload_part(ctx: RequestContext) -> Response:
 async def upload_part_copy(ctx: RequestContext) -> Response:
     number = _part_number(ctx)
     async with ctx.gw.db.session(write=False) as session:
-        _, upload = await _upload(ctx, session)
+        bucket, upload = await _upload(ctx, session)
     source = parse_copy_source(ctx.headers["x-amz-copy-source"])
     src = await load_source(ctx, source)
     version, segments, locations = src.version, src.segments, src.locations
+    # The upload's places must suit both the object being built and the bytes copied in.
+    await recheck(
+        ctx, bucket, ctx.key, _classified(upload), upload.locations, doing="UploadPartCopy"
+    )
+    source_class = Inherited(version.data_class, version.subject, version.subject_count)
+    await recheck(ctx, bucket, ctx.key, source_class, upload.locations, doing="UploadPartCopy")
     check_copy_source_conditions(ctx.headers, etag=version.etag, last_modified=version.created)
     range_header = ctx.headers.get("x-amz-copy-source-range")
     if range_header:
@@ -176,6 +187,11 @@ async def upload_part_copy(ctx: RequestContext) -> Response:
 async def complete_multipart_upload(ctx: RequestContext) -> Response:
     requested = parse_complete_multipart_upload(
         await read_body(request_body(ctx.request, ctx.auth))
+    )
+    async with ctx.gw.db.session(write=False) as session:
+        bucket, upload = await _upload(ctx, session)
+    await recheck(
+        ctx, bucket, ctx.key, _classified(upload), upload.locations, doing="CompleteMultipartUpload"
     )
     async with ctx.gw.db.session() as session:
         bucket, upload = await _upload(ctx, session)
