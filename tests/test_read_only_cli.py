@@ -19,6 +19,7 @@ READ_ONLY = [
     ("audit", "export"),
     ("audit", "tail"),
     ("audit", "checkpoint"),
+    ("audit", "checkpoints"),
     ("verify",),
     ("plan", "--policy", "preset:default"),
     ("access", "ledger"),

@@ -12,6 +12,7 @@ from residency.audit.checkpoints import (
     configure_checkpoints,
     disable_checkpoints,
     enable_checkpoints,
+    seal,
 )
 from residency.audit.errors import AuditError, SigningKeyError
 from residency.audit.export import iter_entries, last_entries, parse_time
@@ -70,5 +71,6 @@ __all__ = [
     "load_signing_key",
     "parse_time",
     "public_key_pem",
+    "seal",
     "verify",
 ]

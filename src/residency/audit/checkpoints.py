@@ -22,6 +22,7 @@ from residency.audit.errors import AuditError
 from residency.audit.models import HEAD_ID, AuditChainHead, AuditCheckpoint
 from residency.audit.signing import checkpoint_message, key_id, load_or_create_signing_key
 from residency.config import Settings
+from residency.meta.db import Database
 
 DEFAULT_CHECKPOINT_EVERY = 1000
 
@@ -57,15 +58,19 @@ def enable_checkpoints(
     _schedules[_url_key(db_url)] = CheckpointSchedule(key=key, every=every)
 
 
-def configure_checkpoints(settings: Settings, every: int | None = None) -> Ed25519PrivateKey:
+def configure_checkpoints(
+    settings: Settings, db: Database | None = None, every: int | None = None
+) -> Ed25519PrivateKey:
     """`enable_checkpoints` for the configured database with the key under `data_dir`.
 
-    The interval is `every`, else `settings.audit_checkpoint_every` if the settings have it,
-    else 1000. Returns the signing key (created on first use).
+    Pass the open `db` so the schedule is keyed by the URL its engine really uses (a plain
+    `sqlite:///` in the settings becomes `sqlite+aiosqlite:///`). The interval is `every`,
+    else `settings.audit_checkpoint_every`. Returns the signing key (created on first use).
     """
     key = load_or_create_signing_key(settings.data_dir)
     interval = every or settings.audit_checkpoint_every
-    enable_checkpoints(settings.db_url, key, interval)
+    url = settings.db_url if db is None else db.url.render_as_string(hide_password=False)
+    enable_checkpoints(url, key, interval)
     return key
 
 
@@ -123,3 +128,12 @@ async def checkpoint(session: AsyncSession, key: Ed25519PrivateKey) -> AuditChec
     if existing is not None:
         return existing
     return await write_checkpoint(session, key, int(seq), str(chain_hash))
+
+
+async def seal(session: AsyncSession, key: Ed25519PrivateKey) -> AuditCheckpoint | None:
+    """`checkpoint`, or None when the log is still empty: for a server's clean shutdown, so
+    the last entries it wrote are signed even when they did not reach the next multiple."""
+    head_seq = await session.scalar(select(AuditChainHead.seq).where(AuditChainHead.id == HEAD_ID))
+    if not head_seq:
+        return None
+    return await checkpoint(session, key)

@@ -1,4 +1,4 @@
-"""CLI: `residency audit verify | export | tail | checkpoint | public-key` — prove what happened."""
+"""CLI: `residency audit verify | export | tail | checkpoint | checkpoints | public-key`: proof."""
 
 from __future__ import annotations
 
@@ -313,6 +313,53 @@ def checkpoint_cmd(config: Path | None = CONFIG_OPTION, json_out: bool = JSON_OP
         markup=False,
         soft_wrap=True,
     )
+
+
+@audit_app.command("checkpoints")
+def checkpoints_cmd(
+    lines: int = typer.Option(20, "-n", "--lines", min=1, help="How many recent checkpoints."),
+    config: Path | None = CONFIG_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """List the newest signed checkpoints (the server signs one every `audit_checkpoint_every`
+    entries and when it stops)."""
+    from sqlalchemy import select
+
+    from residency.audit import AuditCheckpoint
+    from residency.audit.canonical import format_ts
+
+    settings = cli_settings(config)
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        async with db.session(write=False) as session:
+            rows = await session.scalars(
+                select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc()).limit(lines)
+            )
+            return [
+                {
+                    "seq": cp.seq,
+                    "hash": cp.hash,
+                    "ts": format_ts(cp.ts),
+                    "key_id": cp.key_id,
+                    "signature": cp.signature,
+                }
+                for cp in reversed(list(rows))
+            ]
+
+    data = _with_db(settings, work)
+    if json_out:
+        print_json(data)
+        return
+    if not data:
+        console.print("No checkpoints yet.", highlight=False)
+        return
+    for cp in data:
+        console.print(
+            f"{cp['seq']:>8}  {cp['ts']}  key {cp['key_id']}  hash {cp['hash']}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @audit_app.command("public-key")

@@ -50,9 +50,10 @@ def on_database(
 
     Callers turn the errors `work` raises into one line. `create=False` for commands that
     only read: a database that is not there is one error line naming where it was looked
-    for (exit 2), never a fresh, empty store that answers "all clear". A database URL that
-    does not work or a schema this version cannot migrate (one written by a newer version)
-    is one error line here.
+    for (exit 2), never a fresh, empty store that answers "all clear". Commands that may
+    create it (writers) also sign audit checkpoints every `audit_checkpoint_every` entries.
+    A database URL that does not work or a schema this version cannot migrate (one written
+    by a newer version) is one error line here.
     """
     import asyncio
 
@@ -72,11 +73,23 @@ def on_database(
                 await db.migrate()
             except MetaError as exc:
                 fail(exc.message)
+            if create:
+                _sign_checkpoints(settings, db)
             return await work(db)
         finally:
             await db.dispose()
 
     return asyncio.run(main())
+
+
+def _sign_checkpoints(settings: Settings, db: Database) -> None:
+    """Appends made by this command sign a checkpoint every `audit_checkpoint_every` entries."""
+    from residency.audit import SigningKeyError, configure_checkpoints
+
+    try:
+        configure_checkpoints(settings, db)
+    except SigningKeyError as exc:
+        fail(str(exc))
 
 
 def run_in_session(

@@ -140,9 +140,20 @@ def hold_data_dir(data_dir: Path) -> None:
     _held_locks.append(fd)
 
 
+def check_signing_key(settings: Settings) -> None:
+    """The audit signing key the server checkpoints with (created on first start)."""
+    from residency.audit import SigningKeyError, load_or_create_signing_key
+
+    try:
+        load_or_create_signing_key(settings.data_dir)
+    except SigningKeyError as exc:
+        fail(str(exc))
+
+
 async def bootstrap(settings: Settings, embedded: bool) -> Bootstrap | None:
     """Migrate the database; in embedded mode create the default tenant and key once."""
     from residency.audit import append as audit_append
+    from residency.audit import configure_checkpoints
     from residency.audit.kinds import ADMIN
     from residency.meta.db import Database
     from residency.meta.repo import tenants
@@ -151,6 +162,7 @@ async def bootstrap(settings: Settings, embedded: bool) -> Bootstrap | None:
     db = Database(settings.db_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     try:
         await db.migrate()
+        configure_checkpoints(settings, db)
         if not embedded:
             return None
         async with db.session() as session:
@@ -273,6 +285,7 @@ def serve(
     check_port_free(settings.host, settings.port)
     hold_data_dir(settings.data_dir)
     check_settings(settings)
+    check_signing_key(settings)
     import asyncio
 
     try:

@@ -6,6 +6,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from residency.access import (
     AccessError,
     Authorizer,
@@ -14,6 +16,7 @@ from residency.access import (
     PolicyFileError,
     load_authorizer,
 )
+from residency.audit import configure_checkpoints, seal
 from residency.catalog import Catalog, load_catalog
 from residency.config import Settings
 from residency.meta import Database
@@ -68,6 +71,8 @@ class Gateway:
     policy: Policy
     base_domains: tuple[str, ...]
     access: AccessControl
+    signing_key: Ed25519PrivateKey | None = None
+    """Signs an audit checkpoint every `audit_checkpoint_every` entries and at `close`."""
 
     @classmethod
     async def open(cls, settings: Settings, base_domains: tuple[str, ...]) -> Gateway:
@@ -79,10 +84,18 @@ class Gateway:
         db = Database(settings.db_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         try:
             await db.migrate()
+            key = configure_checkpoints(settings, db)
         except BaseException:
             await db.dispose()
             raise
-        return cls(settings, db, catalog, locations, policy, base_domains, access)
+        return cls(settings, db, catalog, locations, policy, base_domains, access, key)
 
     async def close(self) -> None:
-        await self.db.dispose()
+        """Sign the chain head (a clean shutdown leaves no unsigned tail), then let go."""
+        try:
+            if self.signing_key is not None:
+                await self.db.write(seal, self.signing_key)
+        except Exception:
+            log.exception("could not sign an audit checkpoint at shutdown")
+        finally:
+            await self.db.dispose()
