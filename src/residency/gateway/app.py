@@ -28,6 +28,7 @@ from residency.gateway.auth import AccessKeyCache, audit_denial, authenticate
 from residency.gateway.authorize import Denied
 from residency.gateway.context import Identity, RequestContext
 from residency.gateway.drain import UnreadBodyGuard
+from residency.gateway.encryption import refuse_encryption
 from residency.gateway.errors import S3Error
 from residency.gateway.handlers import HANDLERS
 from residency.gateway.handlers.common import from_meta
@@ -103,6 +104,7 @@ async def _dispatch(request: Request) -> Response:
             gw.base_domains,
         )
         identity, verified = await authenticate(gw, request, parts)
+        refuse_encryption(r.operation, request.headers.keys())
         ctx = RequestContext(gw, request, r, request_id, identity, verified, query)
         handler = HANDLERS.get(r.operation)
         if handler is None:
