@@ -27,6 +27,9 @@ FILE_ARG = typer.Argument(..., help="Policy YAML file, or preset:NAME (see `poli
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    from residency.cli.policy_test import register_test
+
+    register_test(policy_app)
     app.add_typer(policy_app, name="policy")
 
 
