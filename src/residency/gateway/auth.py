@@ -7,14 +7,19 @@ Access keys are cached per process for `KEY_CACHE_SECONDS` (derived signing keys
 bound on revocation: a revoked or deleted key keeps working for at most `KEY_CACHE_SECONDS`
 in a process that used it just before, and a principal's changed access attributes take as
 long to apply. Unknown keys are not cached, so a new key works at once.
+
+A key that signs a request correctly gets its `last_used` stamped (`residency key list`), at
+most once per `KEY_USE_RESOLUTION` per process, by a write that runs beside the request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.orm import Session
 from starlette.requests import Request
@@ -25,13 +30,16 @@ from residency.gateway import errors, sigv4
 from residency.gateway.context import Identity
 from residency.gateway.state import Gateway
 from residency.meta.db import Database
-from residency.meta.repo.tenants import lookup_access_key
+from residency.meta.repo.tenants import lookup_access_key, record_key_use
 
 log = logging.getLogger("residency.gateway")
 
 KEY_CACHE_SECONDS = 5.0
 """Upper bound on how long a revoked access key keeps working (per gateway process)."""
 KEY_CACHE_ENTRIES = 10_000
+KEY_USE_RESOLUTION = timedelta(minutes=5)
+"""`last_used` (shown by `residency key list`) is stamped at most this often per key, so a busy
+client's reads do not all become writes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +61,7 @@ class AccessKeyCache:
         self.max_entries = max_entries
         self.clock = clock
         self._entries: dict[str, tuple[float, KnownKey]] = {}
+        self._stamped: dict[str, float] = {}
 
     async def get(self, db: Database, access_key_id: str) -> KnownKey | None:
         now = self.clock()
@@ -68,6 +77,35 @@ class AccessKeyCache:
         self._entries.pop(access_key_id, None)  # re-insert: keep the dict in expiry order
         self._entries[access_key_id] = (now + self.ttl, found)
         return found
+
+    def use_due(self, access_key_id: str) -> bool:
+        """True at most once per `KEY_USE_RESOLUTION` per key: time to stamp `last_used`."""
+        now = self.clock()
+        last = self._stamped.get(access_key_id)
+        if last is not None and now - last < KEY_USE_RESOLUTION.total_seconds():
+            return False
+        if len(self._stamped) >= self.max_entries:
+            self._stamped.pop(next(iter(self._stamped)))
+        self._stamped.pop(access_key_id, None)  # re-insert: keep the dict oldest-first
+        self._stamped[access_key_id] = now
+        return True
+
+
+_stamps: set[asyncio.Task[None]] = set()  # running `last_used` writes (kept referenced)
+
+
+def stamp_key_use(gw: Gateway, access_key_id: str) -> None:
+    """Record that a key was just used, off the request's path: a failure is only logged."""
+
+    async def stamp() -> None:
+        try:
+            await gw.db.write(record_key_use, access_key_id, resolution=KEY_USE_RESOLUTION)
+        except Exception:
+            log.warning("could not record the use of access key %s", access_key_id, exc_info=True)
+
+    task = asyncio.get_running_loop().create_task(stamp())
+    _stamps.add(task)
+    task.add_done_callback(_stamps.discard)
 
 
 def _load(session: Session, access_key_id: str) -> KnownKey | None:
@@ -103,10 +141,14 @@ async def authenticate(
     parsed = sigv4.parse(parts)
     if parsed is None:
         raise errors.access_denied("Anonymous access is not allowed; sign the request (SigV4).")
-    found = await key_cache(request).get(gw.db, parsed.credential.access_key_id)
+    cache = key_cache(request)
+    key_id = parsed.credential.access_key_id
+    found = await cache.get(gw.db, key_id)
     if found is None:
-        raise errors.invalid_access_key_id(parsed.credential.access_key_id)
+        raise errors.invalid_access_key_id(key_id)
     verified = sigv4.verify(parsed, parts, found.secret)
+    if cache.use_due(key_id):
+        stamp_key_use(gw, key_id)
     return found.identity, verified
 
 
