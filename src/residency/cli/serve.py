@@ -282,9 +282,9 @@ def serve(
     settings, embedded = resolve_settings(
         config, host=host, port=port, workers=workers, data_dir=data_dir
     )
+    check_settings(settings)
     check_port_free(settings.host, settings.port)
     hold_data_dir(settings.data_dir)
-    check_settings(settings)
     check_signing_key(settings)
     import asyncio
 
