@@ -177,3 +177,49 @@ def test_upload_part_copy_cannot_move_a_record_into_a_laxer_upload(
     assert "UploadPartCopy would put personal.health data (subject DE)" in message
     assert "gdpr-eea-or-adequate" in message
     assert snapshot(gateway, moto_server) == before
+
+
+def test_the_operator_sets_a_bucket_policy_with_an_audited_command(
+    gateway: Gateway, tmp_path: Any
+) -> None:
+    import json
+
+    from gwserver import run_residency
+
+    s3 = gateway.s3()
+    bucket = new_bucket(s3)
+    before = put(s3, bucket, "a.txt", b"a", **{"residency-class": "public"})
+    assert residency_headers(before)["x-residency-locations"] != "de"  # cheapest is elsewhere
+    germany = tmp_path / "germany.yaml"
+    germany.write_text(
+        "name: germany\nrules:\n  - id: all-in-germany\n    constraints: {allow_countries: [DE]}\n"
+    )
+
+    def cli(*args: str) -> Any:
+        return run_residency(
+            "bucket", "policy", *args, "--config", str(gateway.config), cwd=gateway.config.parent
+        )
+
+    shown = cli(bucket, "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["policy"] is None
+    changed = cli(bucket, str(germany), "--json")
+    assert changed.returncode == 0, changed.stderr
+    assert json.loads(changed.stdout)["policy"] == str(germany)
+    after = put(s3, bucket, "b.txt", b"b", **{"residency-class": "public"})
+    assert residency_headers(after)["x-residency-locations"] == "de"
+    audit = run_residency(
+        "audit",
+        "export",
+        "--kind",
+        "admin",
+        "--config",
+        str(gateway.config),
+        cwd=gateway.config.parent,
+    )
+    assert "set_bucket_policy" in audit.stdout, audit.stderr
+    bad = cli(bucket, "preset:nope")
+    assert bad.returncode == 2
+    assert "unknown preset" in bad.stderr
+    assert cli("no-such-bucket", "--json").returncode == 2
+    assert cli(bucket, "--clear").returncode == 0

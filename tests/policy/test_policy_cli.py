@@ -184,7 +184,7 @@ def test_explain_unknown_class_or_subject_is_one_error_line_with_a_hint(
     hint: str,
 ) -> None:
     r = cli("policy", "explain", "preset:default", *args)
-    assert r.code == 1  # refused: no placement for what is not known
+    assert r.code == 2  # bad input: the value is not one the policy can reason about
     assert r.stdout == ""
     assert "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()

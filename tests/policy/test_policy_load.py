@@ -447,9 +447,6 @@ def test_a_policy_cannot_redefine_a_rule_of_a_law_it_extends(tmp_path: Path) -> 
     assert "rule id 'gdpr-eea-or-adequate' is already used at" in problem.message
 
 
-@pytest.mark.xfail(
-    strict=True, reason="engine: `match:` is reported as an unknown field with no hint"
-)
 def test_the_old_match_key_suggests_scope(tmp_path: Path) -> None:
     path = write(tmp_path, "p.yaml", "rules:\n  - id: r1\n    match: {data_class: personal}\n")
     with pytest.raises(PolicyError, match=r"unknown field \(did you mean 'scope'\?\)"):
@@ -503,9 +500,6 @@ def test_an_unknown_class_is_a_load_error_naming_the_known_ones(
     assert "use one of " + ", ".join(sorted(DATA_CLASSES)) in first.message
 
 
-@pytest.mark.xfail(
-    strict=True, reason="engine: an unknown default_class is always reported at line 1"
-)
 def test_an_unknown_default_class_points_at_its_line(tmp_path: Path) -> None:
     path = write(tmp_path, "p.yaml", "name: x\ndefault_class: financial\n" + GOOD_RULE)
     with pytest.raises(PolicyError) as info:

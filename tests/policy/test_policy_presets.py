@@ -747,11 +747,6 @@ def test_a_bucket_preset_declares_its_classes_in_its_buckets() -> None:
     assert evaluate(preset("default"), ObjectAttrs("itar"), WORLD).refusal == "unknown-class"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: narrow() drops a bucket rule whose id the operator policy already uses, "
-    "even when the operator's rule is a different (looser) rule",
-)
 def test_an_operator_rule_with_a_laws_id_does_not_switch_the_law_off(tmp_path: Path) -> None:
     path = write(
         tmp_path,

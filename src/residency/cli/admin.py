@@ -21,6 +21,7 @@ tenant_app = typer.Typer(
     help="Create and list tenants (organisations that own buckets).", no_args_is_help=True
 )
 key_app = typer.Typer(help="Issue, list and revoke S3 access keys.", no_args_is_help=True)
+bucket_app = typer.Typer(help="Operator settings of a bucket.", no_args_is_help=True)
 
 CONFIG_OPTION = typer.Option(
     None, "--config", "-c", help="residency.yaml (default: ./residency.yaml if present)."
@@ -217,7 +218,79 @@ def key_revoke(
         console.print(f"Revoked access key {revoked['access_key_id']}.", highlight=False)
 
 
+@bucket_app.command("policy")
+def bucket_policy(
+    bucket: str = typer.Argument(..., help="The bucket."),
+    policy: str | None = typer.Argument(
+        None, help="preset:NAME or a policy file to add to the operator's policy; omit to show."
+    ),
+    clear: bool = typer.Option(False, "--clear", help="Remove the bucket's own policy."),
+    config: Path | None = CONFIG_OPTION,
+    data_dir: Path | None = DATA_DIR_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Show or set the policy a bucket adds to the operator's (it can only narrow; audited)."""
+    from residency.cli.output import fail
+    from residency.meta.repo import buckets
+    from residency.policy import PolicyError, load_policy
+
+    if policy is not None and clear:
+        fail("give a policy or --clear, not both")
+    spec = policy
+    if spec is not None and not spec.startswith("preset:"):
+        spec = str(Path(spec).resolve())  # the server may run elsewhere: pin the file
+    if spec is not None:
+        try:
+            load_policy(spec)
+        except PolicyError as exc:
+            fail(str(exc))
+    change = clear or spec is not None
+
+    async def work(session: Any) -> dict[str, Any]:
+        from residency.meta.models import Tenant
+
+        row = await buckets.find_bucket(session, bucket)
+        if row is None:
+            fail(f"no bucket named {bucket!r}")
+        before = row.policy
+        if change:
+            await buckets.update_bucket(
+                session,
+                row,
+                default_class=row.default_class,
+                default_subject=row.default_subject,
+                policy=None if clear else spec,
+            )
+            tenant = await session.get(Tenant, row.tenant_id)
+            await _audit(
+                session,
+                tenant.name if tenant else None,
+                f"s3://{bucket}",
+                {"action": "set_bucket_policy", "before": before, "after": row.policy},
+            )
+        return {"bucket": bucket, "policy": row.policy, "before": before, "changed": change}
+
+    result = run_in_session(cli_settings(config, data_dir), work, create=False)
+    if json_out:
+        print_json(result)
+    elif change:
+        console.print(
+            f"Bucket {bucket}: policy {result['before'] or '(none)'} -> "
+            f"{result['policy'] or '(none)'} (added to the operator's policy; audited).",
+            highlight=False,
+            markup=False,
+        )
+    else:
+        console.print(
+            f"Bucket {bucket}: {result['policy'] or 'no policy of its own'} "
+            "(the operator's policy applies in full either way).",
+            highlight=False,
+            markup=False,
+        )
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.add_typer(tenant_app, name="tenant")
     app.add_typer(key_app, name="key")
+    app.add_typer(bucket_app, name="bucket")

@@ -21,7 +21,9 @@ EXIT_USAGE = 2  # bad input: file, flag or value
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print one readable line to stderr and exit with `code`."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(
+        f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True, emoji=False
+    )
     raise typer.Exit(code)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,21 @@ def check(file: str = FILE_ARG, json: bool = JSON_OPTION) -> None:
                 "sources": list(policy.sources),
                 "require_classification": policy.require_classification,
                 "default_class": policy.default_class,
+                "unknown_subject": policy.unknown_subject,
+                "classes": policy.classes,
+                "exceptions": [
+                    {
+                        "id": e.id,
+                        "relaxes": e.relaxes,
+                        "mechanism": e.mechanism,
+                        "locations": list(e.locations),
+                        "evidence": e.evidence,
+                        "expires": e.expires.isoformat(),
+                        "active": e.active(date.today()),
+                        "source": e.source,
+                    }
+                    for e in policy.exceptions
+                ],
             }
         )
         return
@@ -78,6 +94,15 @@ def check(file: str = FILE_ARG, json: bool = JSON_OPTION) -> None:
     for i, rule in enumerate(policy.rules, 1):
         console.print(
             f"  {i:>2}. {rule.id}  ({rule.source})", highlight=False, markup=False, soft_wrap=True
+        )
+    for e in policy.exceptions:
+        state = "active" if e.active(date.today()) else "EXPIRED, not applied"
+        console.print(
+            f"  exception {e.id}: relaxes {e.relaxes} at {', '.join(e.locations)} "
+            f"({e.mechanism}; evidence {e.evidence}; expires {e.expires.isoformat()}, {state})",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
         )
 
 
@@ -125,7 +150,7 @@ def explain(
             bucket=bucket,
         )
     except ClassificationError as exc:
-        fail(str(exc), EXIT_FINDINGS)
+        fail(str(exc))
     obj = ObjectAttrs(
         data_class=c.data_class,
         subject=c.subject,
@@ -186,14 +211,18 @@ def _print_decision(policy_name: str, c: Any, decision: Any) -> None:
     count = f", {c.subject_count} subjects" if c.subject_count is not None else ""
     line(f"policy:    {policy_name}")
     line(f"object:    class {c.data_class} (from {c.source}), subject {subject}{count}")
-    rule = (
-        f"{decision.rule}  ({decision.rule_source})"
-        if decision.rule
-        else "none (denied by default)"
-    )
-    line(f"rule:      {rule}")
-    if decision.citation:
-        line(f"citation:  {decision.citation}")
+    if decision.refusal in ("unknown-class", "unknown-subject"):
+        line("rules:     - (refused before any rule: the object is not known well enough)")
+    elif not decision.rules:
+        line("rules:     none: no law in force restricts this")
+    else:
+        line("rules:")
+        for r in decision.rules:
+            line(f"  {r.id}  [{r.policy}]  {r.citation}  ({r.source})")
+    for exc in decision.exceptions:
+        line(f"exception: {exc}")
+    for note in decision.notes:
+        line(f"note:      {note}")
     line(f"verdict:   {'compliant' if decision.ok else 'NO COMPLIANT PLACEMENT'}")
     line(f"chosen:    {', '.join(decision.chosen) or '-'}")
     line(f"allowed:   {', '.join(decision.allowed) or '-'}")
@@ -240,3 +269,72 @@ def presets(json: bool = JSON_OPTION) -> None:
         table.add_row(f"preset:{p.name}", "\n".join(r.id for r in p.rules), first_sentence)
     console.print(table)
     console.print("Citations and full descriptions: `residency policy presets --json`.")
+
+
+@policy_app.command("diff")
+def diff(
+    old: str = typer.Argument(..., help="The policy in force: a YAML file or preset:NAME."),
+    new: str = typer.Argument(..., help="The policy you would apply instead."),
+    bucket: str | None = typer.Option(None, "--bucket", help="Only objects of this bucket."),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="residency.yaml (default: ./residency.yaml if present)."
+    ),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the database lives."),
+    json: bool = JSON_OPTION,
+) -> None:
+    """What NEW would put out of bounds among the stored objects, before you apply it.
+
+    Exit 0 when nothing that is in bounds today would be out of bounds, 1 when something
+    would (the counts, bytes, destinations and egress cost say what fixing it takes), 2 on
+    bad input.
+    """
+    from residency.catalog import CatalogError, load_catalog
+    from residency.cli.common import cli_settings, on_database
+    from residency.meta.errors import MetaError
+    from residency.migrate.units import format_bytes
+    from residency.report.policy_diff import PolicyDiff, diff_policies
+
+    before, after = _load(old), _load(new)
+    settings = cli_settings(config, data_dir, default_locations=True)
+    try:
+        facts = [load_catalog().facts_for(cfg) for cfg in settings.locations]
+    except CatalogError as exc:
+        fail(f"location config: {exc}")
+
+    async def work(db: Any) -> PolicyDiff:
+        return await diff_policies(db, before, after, facts, bucket=bucket)
+
+    try:
+        result = on_database(settings, work, create=False)
+    except MetaError as exc:
+        fail(exc.message)
+    if json:
+        print_json(result.to_dict())
+    else:
+
+        def line(text: str) -> None:
+            console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+        line(f"{result.objects:,} objects ({format_bytes(result.bytes)}) judged by {old} and {new}")
+        line(
+            f"would break:  {result.breaking:,} objects ({format_bytes(result.breaking_bytes)}), "
+            f"{result.unplaceable:,} of them allowed nowhere"
+        )
+        line(f"put right:    {result.fixed:,} objects ({format_bytes(result.fixed_bytes)})")
+        line(f"already out:  {result.already:,} objects ({format_bytes(result.already_bytes)})")
+        for loc, n in sorted(result.leaving.items()):
+            line(f"  leave {loc}: {format_bytes(n)}")
+        for loc, n in sorted(result.destinations.items()):
+            line(f"  copy to {loc}: {format_bytes(n)}")
+        for rule, n in result.rules.most_common():
+            line(f"  rule {rule}: {n:,} objects")
+        unpriced = (
+            f" (+{format_bytes(result.unpriced_bytes)} at unknown prices)"
+            if result.unpriced_bytes
+            else ""
+        )
+        line(f"egress to fix: ${result.egress_usd:,.2f}{unpriced}")
+        for item in result.sample[:5]:
+            line(f"  e.g. s3://{item['bucket']}/{item['key']}: {item['why']}")
+    if result.breaks:
+        raise typer.Exit(EXIT_FINDINGS)

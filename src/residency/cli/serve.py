@@ -214,6 +214,18 @@ def print_bootstrap(created: Bootstrap, endpoint: str, region: str) -> None:
         soft_wrap=True,
         markup=False,
     )
+    out(
+        "Say what each object is (class, subject), or give the bucket defaults; unclassified "
+        "data is refused:",
+        highlight=False,
+    )
+    out(
+        f"  aws --endpoint-url {endpoint} s3 cp report.pdf s3://my-bucket/ "
+        "--metadata residency-class=personal.health,residency-subject=US",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
     out("or add this to ~/.config/rclone/rclone.conf:", highlight=False)
     for line in (
         "  [residency]",

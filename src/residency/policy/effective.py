@@ -36,8 +36,10 @@ def effective_policy(operator: Policy, bucket_spec: str | None) -> Policy:
 
 def narrow(operator: Policy, bucket: Policy) -> Policy:
     """Add `bucket`'s constraints to `operator`; nothing of `bucket` can widen."""
-    have = {r.id for r in operator.rules}
-    extra = tuple(r for r in bucket.rules if r.id not in have)
+    # The same rule (id and where it is written) counts once; an operator rule that merely
+    # shares an id with a law's rule must not switch that law off.
+    have = {(r.id, r.source) for r in operator.rules}
+    extra = tuple(r for r in bucket.rules if (r.id, r.source) not in have)
     if not extra and bucket.unknown_subject == operator.unknown_subject:
         return operator
     return operator.model_copy(

@@ -205,8 +205,10 @@ class _Compiled:
         cls, count = obj.data_class, obj.subject_count
         out: list[Rule] = []
         for rule, classes, protected, over, scope in self.scopes:
-            if classes and cls != UNCLASSIFIED and not any(
-                cls == c or cls.startswith(c + ".") for c in classes
+            if (
+                classes
+                and cls != UNCLASSIFIED
+                and not any(cls == c or cls.startswith(c + ".") for c in classes)
             ):
                 continue
             if over is not None and count is not None and count <= over:

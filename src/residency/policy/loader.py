@@ -63,6 +63,10 @@ _KNOWN_FIELDS = sorted(
 )
 
 
+# Keys of the first-match model and what replaced them.
+_RENAMED = {"match": "scope"}
+
+
 def load_policy(path_or_preset: str | Path, *, catalog: Catalog | None = None) -> Policy:
     """Load a policy file or `preset:NAME`, with everything it extends, fully resolved."""
     if catalog is None:
@@ -103,6 +107,7 @@ class _Loaded:
     classifiers: list[Classifier]
     exceptions: list[PolicyException]
     placement: Placement | None
+    default_class_at: str
     local_groups: dict[str, tuple[frozenset[str], str]]  # name -> (countries, "file:line")
     files: list[_Loaded] = field(default_factory=list)  # self first, then extended, deduped
 
@@ -166,6 +171,8 @@ def _message(err: Any) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         name = str(err["loc"][-1])
+        if name in _RENAMED:
+            return f"unknown field (did you mean {_RENAMED[name]!r}?)"
         close = difflib.get_close_matches(name, _KNOWN_FIELDS, n=1)
         return "unknown field" + (f" (did you mean {close[0]!r}?)" if close else "")
     if kind == "missing":
@@ -325,7 +332,7 @@ class _Loader:
                 if c.data_class is not None and c.data_class not in classes:
                     out.append(problem(c.source, "class", c.data_class))
             if f.doc.default_class and f.doc.default_class not in classes:
-                out.append(problem(f"{f.display}:1", "default_class", f.doc.default_class))
+                out.append(problem(f.default_class_at, "default_class", f.doc.default_class))
         return out
 
     def _load(self, path: Path, display: str, via: tuple[_File, Loc] | None) -> _Loaded:
@@ -362,7 +369,18 @@ class _Loader:
         exceptions = [self._exception(src, i, e) for i, e in enumerate(doc.exceptions)]
         placement = self._placement(src, doc.placement)
         src.raise_if_any()
-        loaded = _Loaded(path, display, name, doc, rules, classifiers, exceptions, placement, local)
+        loaded = _Loaded(
+            path,
+            display,
+            name,
+            doc,
+            rules,
+            classifiers,
+            exceptions,
+            placement,
+            src.where(("default_class",)),
+            local,
+        )
         files = [loaded]
         for ext in extended:
             files.extend(f for f in ext.files if f not in files)

@@ -57,7 +57,14 @@ MECHANISMS: dict[str, str] = {
     "doj-202-license": "28 CFR 202 Subpart H: general or specific licence from DOJ",
     "ru-152fz-art12-notice": "152-FZ Art. 12: Roskomnadzor notified; primary copy in Russia",
     "head-of-body-authorisation": "Head of a public body authorised storage outside Canada",
+    "bc-fippa-supplementary-assessment": "BC FIPPA s.33.1: supplementary assessment done",
     "contract-comparable-protection": "Recipient bound by contract to comparable protection",
+    "itar-120-54-encrypted": "22 CFR 120.54(a)(5): end-to-end encrypted, FIPS 140 validated",
+    "itar-licence": "ITAR export licence or other DDTC approval",
+    "id-gr71-committee-decision": "GR 71/2019 Art. 20(3): technology not available in Indonesia",
+    "vn-pdp-transfer-assessment": "Vietnam PDP Law: cross-border transfer impact assessment filed",
+    "sa-pdpl-safeguards": "Saudi PDPL Art. 29 transfer safeguards (SCCs, BCRs, certification)",
+    "dod-premises": "DoD SRG: on-premises or DoD-approved location outside the US",
 }
 
 
