@@ -108,7 +108,9 @@ def put_rate(tree: Path) -> float:
         check=False,
     )
     if proc.returncode != 0:
-        raise SystemExit(f"gateway bench in {tree} failed:\n{proc.stdout[-1500:]}{proc.stderr[-1500:]}")
+        raise SystemExit(
+            f"gateway bench in {tree} failed:\n{proc.stdout[-1500:]}{proc.stderr[-1500:]}"
+        )
     match = re.search(r"PUT 4 KiB\D+?([\d,]+(?:\.\d+)?) req/s", proc.stdout)
     if match is None:
         raise SystemExit(f"no PUT 4 KiB figure in the gateway bench output:\n{proc.stdout[-2000:]}")
@@ -139,8 +141,10 @@ def main() -> None:
             print(f"{name:<18} {int(got['rules']):>5} {got['us']:>12.2f} {got['us'] / ref:>11.2f}x")
         if args.put:
             before, after = put_rate(base), put_rate(REPO)
-            print(f"PUT 4 KiB: baseline {before:,.0f} req/s, current {after:,.0f} req/s, "
-                  f"ratio {after / before:.2f}")
+            print(
+                f"PUT 4 KiB: baseline {before:,.0f} req/s, current {after:,.0f} req/s, "
+                f"ratio {after / before:.2f}"
+            )
 
 
 if __name__ == "__main__":
