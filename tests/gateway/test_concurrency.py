@@ -52,10 +52,14 @@ class Served:
 def _config(root: Path) -> Path:
     """A one-location deployment under `root` (its own data dir: one server per data dir)."""
     config = root / "residency.yaml"
+    # Load, not law, is under test: this deployment declares its unlabelled data public.
+    policy = root / "policy.yaml"
+    policy.write_text("name: public-by-default\nextends: [preset:default]\ndefault_class: public\n")
     config.write_text(
         yaml.safe_dump(
             {
                 "data_dir": str(root / "data"),
+                "policy": str(policy),
                 "region_name": REGION,
                 "locations": [
                     {

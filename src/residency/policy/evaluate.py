@@ -256,7 +256,7 @@ def evaluate(
         obj.subject,
         obj.tenant,
         obj.bucket,
-        tuple(r.id for r in rules),
+        tuple(map(id, rules)),  # rules live as long as the policy (ids can repeat across files)
         tuple(map(id, cands)),
         today,
     )
