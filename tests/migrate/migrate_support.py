@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 import testkit
+from residency.policy import Policy
 from testkit import CliResult
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,6 +44,13 @@ class World:
 
     def args(self) -> list[str]:
         return ["--config", str(self.config)]
+
+
+def tiktok_policy() -> Policy:
+    """The policy the world's residency.yaml configures, for tests that drive the engine."""
+    from residency.policy import load_policy
+
+    return load_policy(POLICY)
 
 
 def make_world(root: Path, extra: list[dict[str, Any]] | None = None) -> World:

@@ -7,7 +7,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from migrate_support import AWS, ORACLE, SRC, World, adopt_and_plan, payload, placed
+from migrate_support import (
+    AWS,
+    ORACLE,
+    SRC,
+    World,
+    adopt_and_plan,
+    payload,
+    placed,
+    tiktok_policy,
+)
 
 from residency.catalog import load_catalog
 from residency.config import load_settings
@@ -72,6 +81,49 @@ class _FlakyStore:
         await self.inner.check()
 
 
+class DeleteFaults:
+    """Deletes at a location fail (`fail` times, a dropped connection) or, with `lie`, report
+    success and leave the bytes where they are (a store that acknowledges too early)."""
+
+    def __init__(self, *, fail: int = 0, lie: bool = False) -> None:
+        self.fail = fail
+        self.lie = lie
+        self.calls = 0
+
+    def layer(self, inner: BlobStore) -> BlobStore:
+        spec = self
+
+        class _Store(_FlakyStore):
+            async def open_writer(
+                self, key: str, *, part_size: int | None = None, concurrency: int = 1
+            ) -> BlobWriter:
+                return await self.inner.open_writer(
+                    key, part_size=part_size, concurrency=concurrency
+                )
+
+            async def delete(self, key: str) -> None:
+                spec.calls += 1
+                if spec.fail > 0:
+                    spec.fail -= 1
+                    raise LocationUnavailable("connection reset (injected)", location=self.name)
+                if not spec.lie:
+                    await self.inner.delete(key)
+
+        return _Store(inner, FlakyLayer(1))
+
+
+def garbage_rows(world: World) -> list[tuple[str, str, str, object]]:
+    import sqlite3
+
+    con = sqlite3.connect(world.root / "data" / "residency.db")
+    try:
+        return con.execute(
+            "select location, blob_key, reason, claimed from garbage_blobs order by id"
+        ).fetchall()
+    finally:
+        con.close()
+
+
 def prepare(world: World, n: int, size: int) -> Path:
     for i in range(n):
         world.put_native(f"us/{i:03d}.bin", payload(i, size))
@@ -92,7 +144,7 @@ async def test_transient_write_failures_are_retried(world: World) -> None:
         header, new = await load_plan(db, plan)
         assert new
         options = EngineOptions(concurrency=4, backoff_base=0.01, backoff_max=0.05)
-        result = await Migrator(db, locations, options).run(header.id)
+        result = await Migrator(db, locations, options, policy=tiktok_policy()).run(header.id)
         assert flaky.failures > 0
         assert result.retries == flaky.failures
         assert result.failed == 0
@@ -114,7 +166,7 @@ async def test_permanent_failure_is_reported_and_source_kept(world: World) -> No
     try:
         header, _ = await load_plan(db, plan)
         options = EngineOptions(concurrency=2, max_attempts=3, backoff_base=0.01)
-        result = await Migrator(db, locations, options).run(header.id)
+        result = await Migrator(db, locations, options, policy=tiktok_policy()).run(header.id)
         assert result.failed == 3
         assert result.done == 0
         assert all("gave up after 3 attempts" in f.error for f in result.failures)
@@ -135,7 +187,10 @@ async def test_bandwidth_limit_accounts_every_byte(world: World) -> None:
     try:
         header, _ = await load_plan(db, plan)
         migrator = Migrator(
-            db, locations, EngineOptions(concurrency=4, bwlimit=10_000_000, max_rps=10_000)
+            db,
+            locations,
+            EngineOptions(concurrency=4, bwlimit=10_000_000, max_rps=10_000),
+            policy=tiktok_policy(),
         )
         result = await migrator.run(header.id)
         assert result.done == 8
@@ -179,7 +234,9 @@ async def test_objects_changed_since_planning_are_skipped(world: World) -> None:
     db, locations = open_world(world)
     try:
         header, _ = await load_plan(db, plan)
-        result = await Migrator(db, locations, EngineOptions(concurrency=2)).run(header.id)
+        result = await Migrator(
+            db, locations, EngineOptions(concurrency=2), policy=tiktok_policy()
+        ).run(header.id)
         assert (result.done, result.skipped, result.failed) == (3, 1, 0)
         counts = await run_counts(db, header.id)
         assert (counts["done"], counts["skipped"]) == (3, 1)
@@ -223,7 +280,7 @@ async def test_large_blobs_are_read_as_parallel_ranges(world: World) -> None:
         options = EngineOptions(
             concurrency=2, range_threshold=100_000, range_size=64 * 1024, range_streams=3
         )
-        result = await Migrator(db, locations, options).run(header.id)
+        result = await Migrator(db, locations, options, policy=tiktok_policy()).run(header.id)
         assert (result.done, result.failed) == (2, 0)
     finally:
         await db.dispose()
@@ -313,3 +370,51 @@ async def test_a_lingering_batcher_flushes_as_soon_as_a_batch_is_full() -> None:
     assert batches == [[0, 1, 2], [7]]
     with pytest.raises(ValueError, match="linger"):
         Batcher(flush, linger=-1)
+
+
+async def test_a_failed_erasure_is_retried_until_it_holds(world: World) -> None:
+    plan = prepare(world, 4, 700)
+    db, locations = open_world(world)
+    faults = DeleteFaults(fail=3)
+    locations[SRC] = locations[SRC].layer(faults)
+    try:
+        header, _ = await load_plan(db, plan)
+        options = EngineOptions(concurrency=2, backoff_base=0.01, backoff_max=0.02)
+        result = await Migrator(db, locations, options, policy=tiktok_policy()).run(header.id)
+    finally:
+        await db.dispose()
+    assert (result.done, result.erased, result.erase_failures) == (4, 4, [])
+    assert faults.calls == 4 + 3
+    assert not any((world.dir(SRC) / f"us/{i:03d}.bin").exists() for i in range(4))
+    assert garbage_rows(world) == []
+
+
+async def test_an_erasure_that_does_not_hold_is_reported_and_tried_again(world: World) -> None:
+    plan = prepare(world, 3, 700)
+    db, locations = open_world(world)
+    clean = dict(locations)
+    locations[SRC] = locations[SRC].layer(DeleteFaults(lie=True))
+    options = EngineOptions(concurrency=2, max_attempts=2, backoff_base=0.01, backoff_max=0.02)
+    try:
+        header, _ = await load_plan(db, plan)
+        result = await Migrator(db, locations, options, policy=tiktok_policy()).run(header.id)
+        assert result.done == 3
+        assert result.erased == 0
+        assert not result.ok
+        assert sorted(f.target for f in result.erase_failures) == [
+            f"tiktok/us/{i:03d}.bin" for i in range(3)
+        ]
+        assert all("still there after the delete" in f.error for f in result.erase_failures)
+        # Still recorded as bytes that must leave, no longer claimed: nothing is hidden.
+        assert sorted(garbage_rows(world)) == [
+            (SRC, f"us/{i:03d}.bin", "migrated", None) for i in range(3)
+        ]
+        assert all((world.dir(SRC) / f"us/{i:03d}.bin").exists() for i in range(3))
+
+        # The next run erases them first, whatever else it has to do.
+        again = await Migrator(db, clean, options, policy=tiktok_policy()).run(header.id)
+        assert (again.done, again.erased, again.erase_failures) == (0, 3, [])
+    finally:
+        await db.dispose()
+    assert not any((world.dir(SRC) / f"us/{i:03d}.bin").exists() for i in range(3))
+    assert garbage_rows(world) == []

@@ -56,12 +56,16 @@ def test_adopt_plan_migrate_verify(world: World) -> None:
     assert result["event"] == "result"
     assert result["done"] == 12
     assert result["failed"] == 0
+    # Release means erase: the Alibaba copies are gone once the new ones are durable.
+    assert result["erased"] == 12
+    assert result["erased_bytes"] == sum(1000 + i for i in range(12))
+    assert result["erase_failures"] == []
 
     for i in range(12):
         want = payload(i, 1000 + i)
         assert placed(world, "tiktok", f"us/user{i}.bin") == {ORACLE: want, AWS: want}
-        # The native source blob stays until the sweep; the object no longer points at it.
-        assert (world.dir(SRC) / f"us/user{i}.bin").read_bytes() == want
+        assert not (world.dir(SRC) / f"us/user{i}.bin").exists()
+    assert (world.dir(SRC) / "videos/v1.public").read_bytes() == b"p" * 500
     code, out, err = cli(world, "verify", "--deep", "--json")
     assert code == 0, out + err
     assert json.loads(out)["blobs"] == 12 * 2 + 1

@@ -30,6 +30,7 @@ from migrate_support import (
     make_world,
     payload,
     run_cli,
+    tiktok_policy,
 )
 
 from residency.catalog import load_catalog
@@ -143,7 +144,7 @@ async def test_a_large_object_arrives_as_a_parallel_multipart_upload(
         try:
             header, _ = await load_plan(db, plan)
             options = EngineOptions(part_size=8 * MIB, part_streams=4)
-            result = await Migrator(db, locations, options).run(header.id)
+            result = await Migrator(db, locations, options, policy=tiktok_policy()).run(header.id)
         finally:
             await db.dispose()
     assert (result.done, result.failed) == (1, 0), result.failures
@@ -206,7 +207,9 @@ class _Moto:
         }
 
 
-def test_a_small_object_costs_one_request_at_the_source(tmp_path: Path) -> None:
+def test_a_small_object_costs_one_request_at_the_source_then_is_erased(
+    tmp_path: Path,
+) -> None:
     log = tmp_path / "moto.log"
     with logged_moto(log) as endpoint:
         bucket = "source-bucket"
@@ -225,13 +228,16 @@ def test_a_small_object_costs_one_request_at_the_source(tmp_path: Path) -> None:
         r = run_cli("migrate", str(plan), "--json", *world.args(), cwd=world.root)
         assert r.code == 0, r.stdout + r.stderr
         assert json_lines(r.stdout)[-1]["done"] == n
+        left = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+        assert [o["Key"] for o in left] == []  # no byte of a US person stays at the source
     requests = log.read_text(errors="replace").splitlines()[before:]
     per_key: dict[str, list[str]] = {}
     for line in requests:
         m = re.search(rf'"(\w+) /{bucket}/(us/\d+\.bin)[ ?]', line)
         if m:
             per_key.setdefault(m.group(2), []).append(m.group(1))
-    assert per_key == {f"us/{i:02d}.bin": ["GET"] for i in range(n)}
+    # One GET copies it; then the source is erased: a DELETE and the HEAD that confirms it.
+    assert per_key == {f"us/{i:02d}.bin": ["GET", "DELETE", "HEAD"] for i in range(n)}
     for i in range(n):
         key = f"us/{i:02d}.bin"
         want = payload(i, 5000 + i)
@@ -256,7 +262,7 @@ async def test_a_failed_small_copy_leaves_nothing_behind(world: World, stage: st
     try:
         header, _ = await load_plan(db, plan)
         options = EngineOptions(max_attempts=2, backoff_base=0.01, backoff_max=0.02)
-        result = await Migrator(db, locations, options).run(header.id)
+        result = await Migrator(db, locations, options, policy=tiktok_policy()).run(header.id)
     finally:
         await db.dispose()
     if stage == "missing-root":

@@ -94,13 +94,11 @@ def _run(
     *,
     errors: tuple[type[Exception], ...] = (),
     storage: bool = True,
-    create: bool = True,
 ) -> T:
     """Run `work(db)` on a migrated database; library errors become one readable line.
 
     `errors` are the command's own (their message is the line); `storage=False` for work that
-    never touches a location, so `plan` does not import OpenDAL just to name StorageError;
-    `create=False` for commands that only read (no database is an error, not an empty one).
+    never touches a location, so `plan` does not import OpenDAL just to name StorageError.
     """
     from residency.meta.errors import MetaError
 
@@ -110,7 +108,7 @@ def _run(
 
         storage_errors = (StorageError,)
     try:
-        return on_database(settings, work, create=create)
+        return on_database(settings, work)
     except errors as exc:
         fail(str(exc))
     except storage_errors as exc:
@@ -154,8 +152,10 @@ def plan_cmd(
     catalog = load_catalog()
     facts = [catalog.facts_for(cfg) for cfg in settings.locations]
 
-    async def work(db: Database) -> tuple[Any, Any]:
+    async def work(db: Database) -> tuple[Any, Any, Any]:
         from residency.meta.repo.buckets import find_bucket
+        from residency.migrate.decide import Decider
+        from residency.migrate.leftovers import collect_leftovers
 
         if bucket is not None:
             async with db.session(write=False) as session:
@@ -170,17 +170,29 @@ def plan_cmd(
             fail(f"{target}: cannot write: {exc.strerror or exc}")
         if output is not None:
             tmp.replace(output)  # a plan file is complete or absent
-        return result
+        async with db.session(write=False) as session:
+            leftovers = await collect_leftovers(session, Decider(pol, facts))
+        return (*result, leftovers)
 
-    header, summary = _run(settings, work, errors=(PlanError,), storage=False, create=False)
+    header, summary, leftovers = _run(settings, work, errors=(PlanError,), storage=False)
     data = summary.to_dict(bps)
     if json_out:
         print_json(
-            {"plan": header.id, "policy": header.policy, "output": str(output or ""), **data}
+            {
+                "plan": header.id,
+                "policy": header.policy,
+                "policy_sha256": header.policy_sha256,
+                "catalog_sha256": header.catalog_sha256,
+                "output": str(output or ""),
+                **data,
+                "leftovers": [x.to_dict() for x in leftovers],
+            }
         )
     else:
         _print_plan(header, data, output)
-    if summary.unplaceable:
+        for x in leftovers:
+            console.print(f"[red]left behind:[/] {escape(x.describe())}", highlight=False)
+    if summary.unplaceable or leftovers:
         raise typer.Exit(EXIT_FINDINGS)
 
 
@@ -235,6 +247,13 @@ def _print_plan(header: Any, s: dict[str, Any], output: Path | None) -> None:
 
 def migrate_cmd(
     plan: Path = typer.Argument(..., help="A plan file from `residency plan -o`."),
+    policy: str | None = POLICY_OPTION,
+    replan: bool = typer.Option(
+        False,
+        "--replan",
+        help="If the policy or catalog changed since the plan was made, plan again under the "
+        "current ones and run that.",
+    ),
     concurrency: int = typer.Option(
         16, "--concurrency", "-j", min=1, max=1024, help="Objects being copied at once."
     ),
@@ -262,70 +281,135 @@ def migrate_cmd(
     data_dir: Path | None = DATA_DIR_OPTION,
     json_out: bool = typer.Option(False, "--json", help="Progress and result as JSON lines."),
 ) -> None:
-    """Execute a plan: copy, verify, release sources. Re-run the same plan to resume."""
+    """Execute a plan: copy, verify, erase what must leave. Re-run the same plan to resume.
+
+    Every copy is decided again under the policy in force (--policy, else the configured one)
+    on the object's stored classification; a plan made under another policy or catalog is
+    refused (exit 2) unless --replan.
+    """
     if engine is not Engine.ray and (ray_address is not None or ray_tasks is not None):
         fail("--ray-address and --ray-tasks need --engine ray")
     from residency.migrate.engine import EngineOptions, Migrator
     from residency.migrate.journal import load_plan, run_counts
-    from residency.migrate.planfile import PlanError
+    from residency.migrate.planfile import PlanError, StalePlan, read_plan_header
     from residency.migrate.units import parse_rate
 
-    settings = cli_settings(config, data_dir, default_locations=True)
     options = EngineOptions(
         concurrency=concurrency,
         bwlimit=_size(bwlimit, "--bwlimit", parse_rate),
         max_rps=max_rps,
         max_attempts=attempts,
     )
+    settings = cli_settings(config, data_dir, default_locations=True)
+    try:
+        planned = read_plan_header(plan)
+    except PlanError as exc:
+        fail(str(exc))
+    if policy is None and settings.policy is None:
+        fail(
+            f"no policy: pass --policy (the plan was made under {planned.policy}) or set "
+            "`policy:` in residency.yaml; every copy is decided again under it"
+        )
+    pol = _policy(policy, settings)
     locations = _locations(settings)
+    facts = [loc.facts for loc in locations.values()]
+
+    async def current_plan(db: Database, tmp: Path) -> Path:
+        """The plan to run: the one given, or (--replan, and it is stale) a new one."""
+        try:
+            planned.check_current(pol, facts)
+            return plan
+        except StalePlan as exc:
+            if not replan:
+                raise
+            from residency.migrate.planner import plan_to_file
+
+            fresh = tmp / "replanned.jsonl"
+            with fresh.open("w", encoding="utf-8") as out:
+                header, _ = await plan_to_file(
+                    db, pol, facts, out, bucket=planned.bucket, bandwidth=planned.bandwidth
+                )
+            err_console.print(
+                escape(f"{exc}; re-planned under {pol.name} as plan {header.id[:12]}"),
+                highlight=False,
+                soft_wrap=True,
+            )
+            return fresh
 
     async def work(db: Database) -> tuple[Any, Any, Any]:
-        if engine is Engine.ray:
-            return await _migrate_on_ray(
-                db, settings, plan, options, ray_address, ray_tasks, json_out
-            )
-        header, _new = await load_plan(db, plan)
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="residency-replan-") as tmp:
+            path = await current_plan(db, Path(tmp))
+            if engine is Engine.ray:
+                return await _migrate_on_ray(
+                    db, settings, pol, path, options, ray_address, ray_tasks, json_out
+                )
+            header, _new = await load_plan(db, path)
         before = await run_counts(db, header.id)
         reporter = _Reporter(json_out, before)
-        migrator = Migrator(db, locations, options, progress=reporter.update)
+        migrator = Migrator(db, locations, options, policy=pol, progress=reporter.update)
         with reporter:
             result = await migrator.run(header.id)
         return header, result, await run_counts(db, header.id)
 
     header, result, counts = _run(settings, work, errors=(PlanError,))
-    failures = [{"bucket": f.bucket, "key": f.key, "error": f.error} for f in result.failures]
+    failures = [
+        {"bucket": f.bucket, "key": f.key, "error": f.error, "refused": f.refused}
+        for f in result.failures
+    ]
+    not_erased = [f.to_dict() for f in result.erase_failures]
     summary = {
         "event": "result",
         "plan": header.id,
+        "policy": pol.name,
         "done": result.done,
         "skipped": result.skipped,
         "failed": result.failed,
+        "refused": result.refused,
         "copied_bytes": result.copied_bytes,
         "retries": result.retries,
+        "erased": result.erased,
+        "erased_bytes": result.erased_bytes,
         "journal": dict(counts),
         "failures": failures,
+        "erase_failures": not_erased,
     }
     if json_out:
         sys.stdout.write(json.dumps(summary) + "\n")
     else:
+        from residency.migrate.units import format_bytes
+
+        refused = f" ({result.refused:,} refused by policy {pol.name})" if result.refused else ""
         console.print(
             f"{result.done:,} objects done, {result.skipped:,} skipped (changed since planning), "
-            f"{result.failed:,} failed; {result.retries:,} retries.",
+            f"{result.failed:,} failed{refused}; {result.retries:,} retries; "
+            f"{result.erased:,} blobs ({format_bytes(result.erased_bytes)}) erased from "
+            "locations they had to leave.",
             highlight=False,
         )
         for f in failures:
+            label = "refused" if f["refused"] else "failed"
             err_console.print(
-                "[red]failed:[/] " + escape(f"{f['bucket']}/{f['key']}: {f['error']}"),
+                f"[red]{label}:[/] " + escape(f"{f['bucket']}/{f['key']}: {f['error']}"),
                 highlight=False,
                 soft_wrap=True,
             )
-    if result.failures:
+        for e in not_erased:
+            err_console.print(
+                "[red]not erased:[/] "
+                + escape(f"{e['target']} at {e['location']} ({e['blob_key']}): {e['error']}"),
+                highlight=False,
+                soft_wrap=True,
+            )
+    if not result.ok:
         raise typer.Exit(EXIT_FINDINGS)
 
 
 async def _migrate_on_ray(
     db: Database,
     settings: Settings,
+    policy: Any,
     plan: Path,
     options: EngineOptions,
     address: str | None,
@@ -336,7 +420,9 @@ async def _migrate_on_ray(
     from residency.migrate.ray_engine import RayEngineError, RayMigration
 
     try:
-        async with RayMigration(settings, options, address=address, tasks=tasks) as ray_run:
+        async with RayMigration(
+            settings, options, policy=policy, address=address, tasks=tasks
+        ) as ray_run:
             header, before = await ray_run.prepare(db, plan)
             reporter = _Reporter(json_out, before)
             with reporter:
@@ -440,15 +526,31 @@ def verify_cmd(
     bucket: str | None = BUCKET_OPTION,
     deep: bool = typer.Option(False, "--deep", help="Re-read bytes and compare checksums."),
     concurrency: int = typer.Option(32, "--concurrency", "-j", min=1, max=1024),
+    policy: str | None = typer.Option(
+        None,
+        "--policy",
+        "-p",
+        help="Judge parts of open uploads under this policy (default: the configured one).",
+    ),
     config: Path | None = CONFIG_OPTION,
     data_dir: Path | None = DATA_DIR_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Check that every placement exists with the right size (and, --deep, checksums)."""
+    """Check that every placement exists with the right size (and, --deep, checksums), and
+    that no byte the metadata knows of is left where the policy forbids it.
+
+    Exit 1 on a mismatch or on such leftovers: blobs a migration released but has not erased
+    yet, and (with a policy) parts of open uploads at locations it no longer allows.
+    """
     from residency.migrate.verify import Mismatch, verify_placements
 
     settings = cli_settings(config, data_dir, default_locations=True)
     locations = _locations(settings)
+    decider = None
+    if policy is not None or settings.policy is not None:
+        from residency.migrate.decide import Decider
+
+        decider = Decider(_policy(policy, settings), [loc.facts for loc in locations.values()])
 
     def show(m: Mismatch) -> None:
         if not json_out:
@@ -458,12 +560,16 @@ def verify_cmd(
                 soft_wrap=True,
             )
 
-    async def work(db: Database) -> Any:
-        return await verify_placements(
+    async def work(db: Database) -> tuple[Any, Any]:
+        from residency.migrate.leftovers import collect_leftovers
+
+        result = await verify_placements(
             db, locations, bucket=bucket, deep=deep, concurrency=concurrency, on_mismatch=show
         )
+        async with db.session(write=False) as session:
+            return result, await collect_leftovers(session, decider)
 
-    result = _run(settings, work, create=False)
+    result, leftovers = _run(settings, work)
     if json_out:
         print_json(
             {
@@ -472,16 +578,20 @@ def verify_cmd(
                 "bytes": result.bytes,
                 "deep": deep,
                 "mismatches": [m.to_dict() for m in result.mismatches],
+                "leftovers": [x.to_dict() for x in leftovers],
             }
         )
     else:
         how = "deep: sizes and checksums" if deep else "sizes"
         console.print(
             f"{result.objects:,} objects, {result.blobs:,} blobs checked ({how}); "
-            f"{len(result.mismatches):,} mismatches.",
+            f"{len(result.mismatches):,} mismatches; "
+            f"{sum(x.blobs for x in leftovers):,} blobs left where the policy forbids them.",
             highlight=False,
         )
-    if result.mismatches:
+        for x in leftovers:
+            console.print(f"[red]left behind:[/] {escape(x.describe())}", highlight=False)
+    if result.mismatches or leftovers:
         raise typer.Exit(EXIT_FINDINGS)
 
 
@@ -616,7 +726,12 @@ def sweep_cmd(
     data_dir: Path | None = DATA_DIR_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Delete blobs nothing references any more (replaced, migrated away, abandoned writes)."""
+    """Erase what had to leave a location at once; delete orphans older than --grace.
+
+    Orphans are blobs nothing references any more (replaced versions, abandoned writes); the
+    grace period protects reads and writes still under way. Bytes a migration released
+    because the policy wants them gone are not orphans: they are erased whatever their age.
+    """
     from residency.migrate.sweep import sweep
     from residency.migrate.units import parse_duration
 
@@ -637,16 +752,27 @@ def sweep_cmd(
         "still_live": result.still_live,
         "skipped": result.skipped,
         "failed": result.failed,
+        "erased": result.erased,
     }
+    not_erased = [f.to_dict() for f in result.erase_failures]
     if json_out:
-        print_json({"grace_seconds": int(period.total_seconds()), **counts})
+        print_json(
+            {"grace_seconds": int(period.total_seconds()), **counts, "erase_failures": not_erased}
+        )
     else:
         console.print(
+            f"{result.erased:,} blobs erased from locations they had to leave; "
             f"{result.deleted:,} orphaned blobs deleted ({result.intents_expired:,} from "
             f"abandoned writes); {result.still_live:,} still referenced, "
             f"{result.skipped:,} at locations not configured here, "
             f"{result.failed:,} could not be deleted (kept for the next sweep).",
             highlight=False,
         )
-    if result.failed:
+        for e in not_erased:
+            err_console.print(
+                "[red]not erased:[/] " + escape(f"{e['location']} {e['blob_key']}: {e['error']}"),
+                highlight=False,
+                soft_wrap=True,
+            )
+    if result.failed or result.erase_failures:
         raise typer.Exit(EXIT_FINDINGS)

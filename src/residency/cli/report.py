@@ -1,7 +1,7 @@
 """`residency report`: a compliance report as one self-contained HTML file, or JSON.
 
-Exit 0 when every object is where the policy allows it, 1 when some are not (the report is
-still written), 2 on bad input.
+Exit 0 when every object is where the policy allows it and no byte the metadata knows of is
+left where the policy forbids it; 1 when not (the report is still written); 2 on bad input.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def _collect(
         )
 
     try:
-        return on_database(settings, collect, create=False)
+        return on_database(settings, collect, make_data_dir=False)
     except MetaError as exc:
         fail(exc.message)
 
@@ -123,13 +123,20 @@ def report_cmd(
     if json_out:
         print_json(report.to_dict())
     else:
+        left = (
+            f", and {report.leftover_blobs:,} blobs left where it forbids them"
+            if report.leftovers
+            else ""
+        )
         console.print(
             f"{report.totals['objects']:,} objects ({format_bytes(report.totals['bytes'])}) in "
             f"{report.totals['countries']} countries; {report.violations_total:,} out of "
-            f"compliance with {pol.name}; report written to {target}",
+            f"compliance with {pol.name}{left}; report written to {target}",
             highlight=False,
             markup=False,
             soft_wrap=True,
         )
-    if report.violations_total:
+        for x in report.leftovers:
+            console.print(f"left behind: {x.describe()}", highlight=False, markup=False)
+    if not report.compliant:
         raise typer.Exit(EXIT_FINDINGS)

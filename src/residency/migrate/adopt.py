@@ -2,7 +2,8 @@
 
 Nothing is copied: each blob becomes an object whose single placement is the location it is
 already at, under its native key (blob key = object key). The listing streams page by page
-and rows go in with batched Core inserts while the next batch is listed, so memory stays flat
+and rows go in with meta's batched Core inserts (`meta.repo.bulk.add_adopted`) while the
+next batch is listed, so memory stays flat
 for millions of keys (apart from a `--lookup` table, which is held as a dict). Adopted blobs
 are only ever deleted by a migration that verified a copy elsewhere first. Keys already managed
 in the bucket are left alone, so adopting again after an interruption just continues.
@@ -25,18 +26,16 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sqlalchemy import Table, insert, select, true
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from residency.audit import MIGRATION_STEP, append
 from residency.meta import Database
-from residency.meta.ids import new_version_id
-from residency.meta.models import Bucket, ObjectVersion, Placement, Segment
-from residency.meta.repo.chunks import chunks
+from residency.meta.models import Bucket
+from residency.meta.repo import bulk
+from residency.meta.repo.buckets import find_bucket
 from residency.meta.types import utcnow
 from residency.policy import Classification, ClassificationError, Policy, classify
 from residency.policy.classify import (
@@ -68,9 +67,6 @@ __all__ = [
 ]
 
 ACTOR = "residency adopt"
-_VERSIONS = cast(Table, ObjectVersion.__table__)
-_SEGMENTS = cast(Table, Segment.__table__)
-_PLACEMENTS = cast(Table, Placement.__table__)
 
 
 class AdoptError(Exception):
@@ -525,7 +521,7 @@ async def adopt_location(
 ) -> AdoptResult:
     """Adopt every blob under `prefix`; `concurrency` bounds metadata/tag requests in flight."""
     async with db.session(write=False) as session:
-        bucket = await session.scalar(select(Bucket).where(Bucket.name == bucket_name))
+        bucket = await find_bucket(session, bucket_name)
     if bucket is None:
         raise AdoptError(f"bucket {bucket_name!r} does not exist; create it first")
     reader = None
@@ -577,17 +573,7 @@ async def adopt_location(
 
 async def _managed(db: Database, bucket: Bucket, keys: list[str]) -> set[str]:
     async with db.session(write=False) as session:
-        return set(
-            (
-                await session.scalars(
-                    select(ObjectVersion.key).where(
-                        ObjectVersion.bucket_id == bucket.id,
-                        ObjectVersion.is_latest == true(),
-                        ObjectVersion.key.in_(keys),
-                    )
-                )
-            ).all()
-        )
+        return await bulk.latest_keys(session, bucket.id, keys)
 
 
 async def _read_attributes(
@@ -620,16 +606,6 @@ async def _read_attributes(
     return found
 
 
-async def _version_ids(session: AsyncSession, version_ids: list[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for chunk in chunks(version_ids):
-        rows = await session.execute(
-            select(_VERSIONS.c.version_id, _VERSIONS.c.id).where(_VERSIONS.c.version_id.in_(chunk))
-        )
-        found.update((vid, ov_id) for vid, ov_id in rows)
-    return found
-
-
 async def _adopt_batch(
     db: Database,
     location: Location,
@@ -647,18 +623,8 @@ async def _adopt_batch(
         attrs = await _read_attributes(reader, classifier, fresh, result)
     now = utcnow()
     async with db.session() as session:
-        existing = set(
-            (
-                await session.scalars(
-                    select(ObjectVersion.key).where(
-                        ObjectVersion.bucket_id == bucket.id,
-                        ObjectVersion.is_latest == true(),
-                        ObjectVersion.key.in_([s.key for s in batch]),
-                    )
-                )
-            ).all()
-        )
-        rows: list[dict[str, Any]] = []
+        existing = await bulk.latest_keys(session, bucket.id, [s.key for s in batch])
+        blobs: list[bulk.AdoptedBlob] = []
         for stat in batch:
             if stat.key in existing:
                 result.already += 1
@@ -670,57 +636,21 @@ async def _adopt_batch(
             except ClassificationError as exc:
                 result.errors.append((stat.key, str(exc)))
                 continue
-            rows.append(
-                {
-                    "bucket_id": bucket.id,
-                    "key": stat.key,
-                    "version_id": new_version_id(),
-                    "is_latest": True,
-                    "is_delete_marker": False,
-                    "size": stat.size,
-                    # Unknown until the bytes are read; the first verified copy fills them in.
-                    "etag": "",
-                    "user_metadata": {},
-                    "tags": {},
-                    "data_class": label.data_class,
-                    "subject": label.subject,
-                    "subject_count": label.subject_count,
-                    "created": stat.last_modified or now,
-                }
+            blobs.append(
+                bulk.AdoptedBlob(
+                    key=stat.key,
+                    size=stat.size,
+                    data_class=label.data_class,
+                    subject=label.subject,
+                    subject_count=label.subject_count,
+                    created=stat.last_modified or now,
+                )
             )
             result.by_class[label.data_class] = result.by_class.get(label.data_class, 0) + 1
             result.bytes += stat.size
-        if not rows:
+        if not blobs:
             return
-        # Core executemany, no RETURNING: ORM bulk inserts that return ids run one statement
-        # per row on SQLite. The ids come back with one indexed query per chunk instead.
-        await session.execute(insert(_VERSIONS), rows)
-        ids = await _version_ids(session, [r["version_id"] for r in rows])
-        await session.execute(
-            insert(_SEGMENTS),
-            [
-                {
-                    "object_version_id": ids[r["version_id"]],
-                    "seq": 0,
-                    "blob_key": r["key"],
-                    "size": r["size"],
-                    "etag": "",
-                }
-                for r in rows
-            ],
-        )
-        await session.execute(
-            insert(_PLACEMENTS),
-            [
-                {
-                    "object_version_id": ids[r["version_id"]],
-                    "location": location.name,
-                    "state": "ready",
-                    "created": now,
-                }
-                for r in rows
-            ],
-        )
+        await bulk.add_adopted(session, bucket.id, location.name, blobs)
         await append(
             session,
             MIGRATION_STEP,
@@ -729,10 +659,10 @@ async def _adopt_batch(
             detail={
                 "step": "adopt",
                 "location": location.name,
-                "objects": len(rows),
-                "bytes": sum(r["size"] for r in rows),
-                "first_key": rows[0]["key"],
-                "last_key": rows[-1]["key"],
+                "objects": len(blobs),
+                "bytes": sum(b.size for b in blobs),
+                "first_key": blobs[0].key,
+                "last_key": blobs[-1].key,
             },
         )
-        result.adopted += len(rows)
+        result.adopted += len(blobs)

@@ -7,8 +7,9 @@ commits per object, which caps a run at a few dozen small objects per second. He
 `submit` their step to a `Batcher` and wait; while one batch's transaction runs, the next
 batch gathers, so batches grow with the load and an idle engine pays no added latency.
 
-The SQL is core `executemany` against meta's tables (the batch counterparts of
-`meta.writes`' one-object functions), with the audit appends last before the commit.
+meta's tables are written through `meta.repo.bulk` (Core `executemany`, the batch
+counterparts of `meta.writes`' one-object functions); the journal's own statements are here.
+The audit appends come last before the commit.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, true, update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from residency.audit import MIGRATION_STEP, append_many
-from residency.meta.models import Bucket, ObjectVersion, Placement, Segment
-from residency.meta.repo.blobs import BlobRef, add_garbage, remove_intents
-from residency.meta.repo.chunks import chunks
+from residency.meta.repo import bulk
+from residency.meta.repo.blobs import MUST_LEAVE, BlobRef, add_garbage, live_refs, remove_intents
 from residency.meta.types import utcnow
 from residency.meta.writes import lock_key
 from residency.migrate.models import MigrationAction
@@ -36,6 +36,7 @@ __all__ = [
     "Batcher",
     "Blob",
     "CommitJob",
+    "Erasure",
     "Obj",
     "Retry",
     "TransientError",
@@ -49,9 +50,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _ACTIONS = cast(Table, MigrationAction.__table__)
-_VERSIONS = cast(Table, ObjectVersion.__table__)
-_SEGMENTS = cast(Table, Segment.__table__)
-_PLACEMENTS = cast(Table, Placement.__table__)
 
 _SET_STATE = (
     update(_ACTIONS)
@@ -62,63 +60,6 @@ _SET_STATE = (
         digests=bindparam("digests"),
         updated=bindparam("now"),
     )
-)
-_SET_KEY = (
-    update(_SEGMENTS)
-    .where(_SEGMENTS.c.id == bindparam("segment_id"))
-    .values(blob_key=bindparam("new_key"))
-)
-_SET_SEGMENT_ETAG = (
-    update(_SEGMENTS)
-    .where(_SEGMENTS.c.id == bindparam("segment_id"))
-    .values(etag=bindparam("new_etag"))
-)
-_SET_CHECKSUMS = (
-    update(_VERSIONS)
-    .where(_VERSIONS.c.id == bindparam("ov_id"))
-    .values(
-        # A copy computes only some checksums: keep what is recorded for the others.
-        md5=func.coalesce(bindparam("new_md5"), _VERSIONS.c.md5),
-        sha256=func.coalesce(bindparam("new_sha256"), _VERSIONS.c.sha256),
-        crc32c=func.coalesce(bindparam("new_crc32c"), _VERSIONS.c.crc32c),
-        crc32=func.coalesce(bindparam("new_crc32"), _VERSIONS.c.crc32),
-        etag=bindparam("new_etag"),
-    )
-)
-_BUCKETS = cast(Table, Bucket.__table__)
-_LOAD_VERSIONS = (
-    select(
-        _VERSIONS.c.id,
-        _VERSIONS.c.bucket_id,
-        _VERSIONS.c.version_id,
-        _VERSIONS.c.etag,
-        _VERSIONS.c.md5,
-        _VERSIONS.c.sha256,
-        _VERSIONS.c.crc32c,
-        _VERSIONS.c.key,
-        _BUCKETS.c.name,
-    )
-    .join(_BUCKETS, _BUCKETS.c.id == _VERSIONS.c.bucket_id)
-    .where(_VERSIONS.c.version_id.in_(bindparam("vids", expanding=True)))
-    .where(_VERSIONS.c.is_latest == true())
-)
-_LOAD_SEGMENTS = (
-    select(
-        _SEGMENTS.c.object_version_id,
-        _SEGMENTS.c.id,
-        _SEGMENTS.c.blob_key,
-        _SEGMENTS.c.size,
-        _SEGMENTS.c.etag,
-    )
-    .where(_SEGMENTS.c.object_version_id.in_(bindparam("ids", expanding=True)))
-    .order_by(_SEGMENTS.c.object_version_id, _SEGMENTS.c.seq)
-)
-_LOAD_PLACEMENTS = select(
-    _PLACEMENTS.c.object_version_id, _PLACEMENTS.c.location, _PLACEMENTS.c.state
-).where(_PLACEMENTS.c.object_version_id.in_(bindparam("ids", expanding=True)))
-_DROP_PLACEMENT = delete(_PLACEMENTS).where(
-    _PLACEMENTS.c.object_version_id == bindparam("ov_id"),
-    _PLACEMENTS.c.location == bindparam("loc"),
 )
 
 
@@ -222,7 +163,8 @@ class Blob:
 
 @dataclass(slots=True)
 class Obj:
-    """The planned version of an object as the database has it now."""
+    """The planned version of an object as the database has it now, with its stored
+    classification (what a copy is re-decided on, never the plan's word)."""
 
     id: int
     bucket_id: int
@@ -231,6 +173,10 @@ class Obj:
     md5: str | None
     sha256: str | None
     crc32c: str | None
+    tenant: str = ""
+    data_class: str = ""
+    subject: str | None = None
+    subject_count: int | None = None
     segments: list[Blob] = field(default_factory=list)
     placements: dict[str, str] = field(default_factory=dict)  # location -> state
 
@@ -240,35 +186,41 @@ async def load_objects(
 ) -> list[Obj | None]:
     """Each action's planned version if it is still the latest, else None (changed since
     planning); three queries per few hundred actions (prebuilt: no per-call SQL building)."""
-    wanted = sorted({a.version_id for a in actions})
-    found: dict[str, tuple[str, str, Obj]] = {}
-    for chunk in chunks(wanted):
-        for ov_id, bucket_id, vid, etag, md5, sha256, crc32c, key, bucket in await session.execute(
-            _LOAD_VERSIONS, {"vids": chunk}
-        ):
-            found[vid] = (bucket, key, Obj(ov_id, bucket_id, vid, etag, md5, sha256, crc32c))
-    by_id = {obj.id: obj for _, _, obj in found.values()}
-    for id_chunk in chunks(sorted(by_id)):
-        for ov_id, seg_id, key, size, etag in await session.execute(
-            _LOAD_SEGMENTS, {"ids": id_chunk}
-        ):
-            by_id[ov_id].segments.append(Blob(seg_id, key, size, etag))
-        for ov_id, loc, state in await session.execute(_LOAD_PLACEMENTS, {"ids": id_chunk}):
-            by_id[ov_id].placements[loc] = state
+    found = await bulk.load_latest_versions(session, (a.version_id for a in actions))
     out: list[Obj | None] = []
     for a in actions:
-        hit = found.get(a.version_id)
-        out.append(hit[2] if hit is not None and hit[:2] == (a.bucket, a.key) else None)
+        v = found.get(a.version_id)
+        if v is None or (v.bucket, v.key) != (a.bucket, a.key):
+            out.append(None)
+            continue
+        obj = Obj(v.id, v.bucket_id, v.version_id, v.etag, v.md5, v.sha256, v.crc32c)
+        obj.tenant, obj.data_class = v.tenant, v.data_class
+        obj.subject, obj.subject_count = v.subject, v.subject_count
+        obj.segments = [Blob(*seg) for seg in v.segments]
+        obj.placements = v.placements
+        out.append(obj)
     return out
 
 
 # --- writing ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """Bytes an object must no longer have at `location`: the blob to delete, and the object
+    (`target`, bucket/key) they belonged to, for the audit entry of their erasure."""
+
+    location: str
+    blob_key: str
+    size: int
+    target: str
+
+
 @dataclass(slots=True)
 class CommitJob:
     """A verified copy to switch to (`move`) or add (`place`), sources to `release`, or an
-    action to mark `skip`ped."""
+    action to mark `skip`ped. After the commit, `erase` holds the blobs its object had to
+    leave (released placements nothing else references): the engine erases them next."""
 
     action: MigrationAction
     kind: Literal["move", "place", "release", "skip"]
@@ -278,6 +230,7 @@ class CommitJob:
     digests: list[dict[str, Any]] = field(default_factory=list)
     drops: list[str] = field(default_factory=list)
     why: str | None = None
+    erase: list[Erasure] = field(default_factory=list)
 
 
 @dataclass
@@ -285,10 +238,11 @@ class _Changes:
     """Everything one batch writes, gathered first and then sent as executemany."""
 
     garbage: dict[str, list[BlobRef]] = field(default_factory=dict)
+    erase: list[tuple[CommitJob, Erasure]] = field(default_factory=list)
     new_keys: list[dict[str, Any]] = field(default_factory=list)
     drop_all: list[int] = field(default_factory=list)
-    drop_some: list[dict[str, Any]] = field(default_factory=list)
-    placements: list[dict[str, Any]] = field(default_factory=list)
+    drop_some: list[tuple[int, str]] = field(default_factory=list)
+    placements: list[tuple[int, str]] = field(default_factory=list)
     checksums: list[dict[str, Any]] = field(default_factory=list)
     segment_etags: list[dict[str, Any]] = field(default_factory=list)
     states: list[dict[str, Any]] = field(default_factory=list)
@@ -297,6 +251,14 @@ class _Changes:
     def trash(self, refs: list[BlobRef], reason: str) -> None:
         if refs:
             self.garbage.setdefault(reason, []).extend(refs)
+
+    def must_leave(self, job: CommitJob, obj: Obj, locations: Sequence[str]) -> None:
+        target = f"{job.action.bucket}/{job.action.key}"
+        self.erase.extend(
+            (job, Erasure(loc, seg.key, seg.size, target))
+            for loc in locations
+            for seg in obj.segments
+        )
 
     def state(
         self,
@@ -327,7 +289,10 @@ async def commit_batch(session: AsyncSession, jobs: Sequence[CommitJob]) -> list
     exception its submitter gets (`Retry`: copy again; anything else: the action failed).
 
     Every job re-reads its object here, under the write lock, so what it changes is what
-    it checked. The audit entries go in last, one per placement change, right before commit.
+    it checked. Blobs an object had to leave are recorded as garbage the engine has claimed
+    (`MUST_LEAVE`, so that no sweep or writer takes them while the engine erases them) and
+    handed back in each job's `erase`; a blob another object still references there is kept.
+    The audit entries go in last, one per placement change, right before commit.
     """
     if session.get_bind().dialect.name == "postgresql":
         for job in sorted(jobs, key=lambda j: (j.obj.bucket_id if j.obj else 0, j.action.key)):
@@ -341,21 +306,28 @@ async def commit_batch(session: AsyncSession, jobs: Sequence[CommitJob]) -> list
     ch = _Changes()
     results: list[str | Exception] = []
     for job, obj in zip(jobs, current, strict=True):
+        job.erase = []
         results.append(_plan_job(ch, job, obj, missing))
     for reason, refs in ch.garbage.items():
         await add_garbage(session, refs, reason=reason)
-    if ch.new_keys:
-        await session.execute(_SET_KEY, ch.new_keys)
-    for chunk in chunks(ch.drop_all):
-        await session.execute(delete(_PLACEMENTS).where(_PLACEMENTS.c.object_version_id.in_(chunk)))
-    if ch.drop_some:
-        await session.execute(_DROP_PLACEMENT, ch.drop_some)
-    if ch.placements:
-        await session.execute(insert(_PLACEMENTS), ch.placements)
-    if ch.checksums:
-        await session.execute(_SET_CHECKSUMS, ch.checksums)
-    if ch.segment_etags:
-        await session.execute(_SET_SEGMENT_ETAG, ch.segment_etags)
+    await bulk.set_segment_keys(session, ch.new_keys)
+    await bulk.drop_all_placements(session, ch.drop_all)
+    await bulk.drop_placements(session, ch.drop_some)
+    await bulk.add_placements(session, ch.placements)
+    await bulk.fill_checksums(session, ch.checksums)
+    await bulk.fill_segment_etags(session, ch.segment_etags)
+    if ch.erase:
+        # After the placement changes: what is still live now belongs to another object.
+        live = await live_refs(session, [(e.location, e.blob_key) for _, e in ch.erase])
+        doomed = [(job, e) for job, e in ch.erase if (e.location, e.blob_key) not in live]
+        await add_garbage(
+            session,
+            [(e.location, e.blob_key) for _, e in doomed],
+            reason=MUST_LEAVE,
+            claimed=utcnow(),
+        )
+        for job, e in doomed:
+            job.erase.append(e)
     if ch.states:
         await set_states(session, ch.states)
     await append_many(session, MIGRATION_STEP, ch.audits, actor=ACTOR)
@@ -381,8 +353,8 @@ def _plan_job(
         if drops and not obj.placements.keys() - set(drops):
             return ActionError("refusing to drop the last placement of the object")
         if drops:
-            ch.drop_some.extend({"ov_id": obj.id, "loc": d} for d in drops)
-            ch.trash([(d, seg.key) for d in drops for seg in obj.segments], "migrated")
+            ch.drop_some.extend((obj.id, d) for d in drops)
+            ch.must_leave(job, obj, drops)
             ch.audits.append(
                 (
                     target,
@@ -402,7 +374,6 @@ def _plan_job(
         ch.trash([r for r in refs if r not in missing], "migration retried")
         ch.state(a, "pending")
         return Retry("write intents expired before verification; copying again")
-    now = utcnow()
     sha = [x["sha256"] for x in job.digests]
     if job.kind == "move":
         stays = [loc for loc in obj.placements if loc not in a.delete_from]
@@ -410,7 +381,7 @@ def _plan_job(
             ch.trash(refs, "migration retried")
             ch.state(a, "pending")
             return Retry(f"{', '.join(stays)} now holds the object; copying again")
-        ch.trash([(loc, seg.key) for loc in obj.placements for seg in obj.segments], "migrated")
+        ch.must_leave(job, obj, sorted(obj.placements))
         ch.new_keys.extend(
             {"segment_id": seg.id, "new_key": key}
             for seg, key in zip(obj.segments, job.keys, strict=True)
@@ -442,16 +413,7 @@ def _plan_job(
             }
             for d in fresh
         ]
-    ch.placements.extend(
-        {
-            "object_version_id": obj.id,
-            "location": d,
-            "state": "verified",
-            "created": now,
-            "verified_at": now,
-        }
-        for d in fresh
-    )
+    ch.placements.extend((obj.id, d) for d in fresh)
     _fill_checksums(ch, obj, job.digests)
     ch.audits.extend((target, d) for d in audits)
     ch.state(a, state, digests=job.digests)

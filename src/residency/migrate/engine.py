@@ -33,6 +33,19 @@ a retry. When a placement stays (adding a replica), the destination gets the exi
 a key still awaiting the sweep there is refused, and so is a native (adopted) key that
 already names a blob residency did not write.
 
+Re-deciding. A plan is a proposal, not an authority: before the first byte of a copy, its
+destinations are evaluated again against the policy the engine runs under and the object's
+classification as stored in the metadata (class, subject, subject count: never the plan
+file's word). A destination the policy does not allow — or a delete of a copy it does allow —
+refuses the action: nothing is written, the refusal is audited (kind `refusal`) and reported,
+and the run's other actions go on.
+
+Erasing. Bytes an object must leave are deleted as soon as the commit that records its new
+verified copies (and drops the old placements) is done, each deletion confirmed by a stat
+that finds nothing and audited ("erased from LOCATION"; `migrate.erase`). A deletion that
+keeps failing is reported and stays recorded (the report counts it out of compliance); the
+next run, or `residency sweep`, tries again first.
+
 `kill -9` at any moment therefore leaves every object readable from a placement that exists
 and matches; re-running the same plan resumes each action at its journaled state and never
 re-copies a verified object. (Journals written before batching may hold actions in state
@@ -56,6 +69,8 @@ from sqlalchemy import select, tuple_, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from residency.audit import REFUSAL, append
+from residency.catalog.facts import LocationFacts
 from residency.meta import Database
 from residency.meta.errors import BlobBusy
 from residency.meta.ids import BLOB_PREFIX, fresh_blob_key
@@ -63,6 +78,7 @@ from residency.meta.models import BlobIntent, GarbageBlob, ObjectVersion, Segmen
 from residency.meta.repo.blobs import BlobRef, add_garbage, add_intents, live_refs, remove_intents
 from residency.meta.types import utcnow
 from residency.migrate.batch import (
+    ACTOR,
     ActionError,
     Batcher,
     Blob,
@@ -72,11 +88,14 @@ from residency.migrate.batch import (
     commit_batch,
     load_objects,
 )
+from residency.migrate.decide import Decider
+from residency.migrate.erase import EraseFailure, Eraser, erase_pending
 from residency.migrate.journal import finish_run, unfinished_actions
 from residency.migrate.limits import TokenBucket, throttled
 from residency.migrate.models import MigrationAction
 from residency.migrate.ranges import ranged_read
 from residency.migrate.whole_copies import WholeCopier, WholeCopy
+from residency.policy import Policy
 from residency.storage import (
     BlobNotFound,
     Hasher,
@@ -93,7 +112,7 @@ from residency.storage.checksums import Algorithm
 from residency.storage.local_io import SyncBarrier
 from residency.storage.opendal_store import OpendalStore
 
-__all__ = ["ActionFailure", "EngineOptions", "Migrator", "RunResult"]
+__all__ = ["ActionFailure", "EngineOptions", "Migrator", "Refused", "RunResult"]
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +155,20 @@ class EngineOptions:
     """blobs over `whole_threshold` streamed at once, which bounds the memory above"""
 
 
+class Refused(ActionError):
+    """The policy in force does not allow what the action would do; nothing was written."""
+
+    def __init__(self, message: str, detail: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
 @dataclass(frozen=True, slots=True)
 class ActionFailure:
     bucket: str
     key: str
     error: str
+    refused: bool = False
 
 
 @dataclass
@@ -150,10 +178,22 @@ class RunResult:
     copied_bytes: int = 0
     retries: int = 0
     failures: list[ActionFailure] = field(default_factory=list)
+    erased: int = 0
+    """blobs deleted (and confirmed gone) at locations their objects had to leave"""
+    erased_bytes: int = 0
+    erase_failures: list[EraseFailure] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
         return len(self.failures)
+
+    @property
+    def refused(self) -> int:
+        return sum(1 for f in self.failures if f.refused)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.erase_failures
 
 
 ProgressHook = Callable[[MigrationAction, str, int], None]
@@ -208,7 +248,7 @@ def _sync_all(barriers: Sequence[tuple[str, SyncBarrier]]) -> dict[str, str]:
 
 
 class Migrator:
-    """Runs the unfinished actions of one journaled plan."""
+    """Runs the unfinished actions of one journaled plan under `policy` (the one in force)."""
 
     def __init__(
         self,
@@ -216,10 +256,12 @@ class Migrator:
         locations: Mapping[str, Location],
         options: EngineOptions | None = None,
         *,
+        policy: Policy,
         progress: ProgressHook | None = None,
     ) -> None:
         self.db = db
         self.locations = locations
+        self.decider = Decider(policy, [loc.facts for loc in locations.values()])
         self.options = options or EngineOptions()
         if self.options.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -250,6 +292,17 @@ class Migrator:
         # dirty data on the same filesystem.
         self._syncer: Batcher[CommitJob, None] = Batcher(self._sync_batch, size, linger=linger)
         self._committer: Batcher[CommitJob, str] = Batcher(self._commit_batch, size, linger=linger)
+        self.eraser = Eraser(
+            db,
+            locations,
+            actor=ACTOR,
+            attempts=self.options.max_attempts,
+            backoff_base=self.options.backoff_base,
+            backoff_max=self.options.backoff_max,
+            batch_size=size,
+            rate=self._rate,
+            write=self._write,
+        )
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncSession]:
@@ -265,6 +318,13 @@ class Migrator:
     # --- driving ------------------------------------------------------------------------
 
     async def run(self, run_id: str) -> RunResult:
+        # What an earlier run could not erase (or was killed before erasing) goes first.
+        leftover = await erase_pending(
+            self.db, self.locations, actor=ACTOR, attempts=self.options.max_attempts
+        )
+        self.result.erased += leftover.erased
+        self.result.erased_bytes += leftover.erased_bytes
+        self.result.erase_failures.extend(leftover.failures)
         # Enough objects in flight to keep the copy slots busy while batches of others
         # are being read, registered and committed.
         workers = self.options.concurrency + 2 * self.options.batch_size
@@ -279,6 +339,7 @@ class Migrator:
             # The last actions are in flight: batches that wait for more only delay the end.
             for batcher in (self._loader, self._intents, self._syncer, self._committer):
                 batcher.stop_lingering()
+            self.eraser.stop_lingering()
 
         async def work() -> None:
             while (action := await queue.get()) is not None:
@@ -308,7 +369,10 @@ class Migrator:
             for barrier in self._barriers.values():
                 barrier.close()
             self._barriers = {}
-        if not self.result.failures:
+        self.result.erased += self.eraser.result.erased
+        self.result.erased_bytes += self.eraser.result.erased_bytes
+        self.result.erase_failures.extend(self.eraser.result.failures)
+        if self.result.ok:
             await finish_run(self.db, run_id)
         return self.result
 
@@ -323,6 +387,9 @@ class Migrator:
             attempt += 1
             try:
                 outcome = await self._advance(action)
+            except Refused as refusal:
+                await self._refuse(action, refusal)
+                return
             except (ActionError, StoragePermissionDenied, StorageConfigError, InvalidBlobKey) as e:
                 await self._fail(action, str(e))
                 return
@@ -377,6 +444,50 @@ class Migrator:
                 .values(failed=True, error=message, updated=utcnow())
             )
 
+    async def _refuse(self, action: MigrationAction, refusal: Refused) -> None:
+        """Fail the action and audit the refusal, in one transaction."""
+        message = str(refusal)
+        self.result.failures.append(ActionFailure(action.bucket, action.key, message, True))
+        self._report(action, "failed", 0)
+        async with self._write() as session:
+            await session.execute(
+                update(MigrationAction)
+                .where(MigrationAction.id == action.id)
+                .values(failed=True, error=message, updated=utcnow())
+            )
+            await append(
+                session,
+                REFUSAL,
+                actor=ACTOR,
+                target=f"{action.bucket}/{action.key}",
+                detail={"message": message, "version": action.version_id, **refusal.detail},
+            )
+
+    def _check_policy(self, action: MigrationAction, obj: Obj, targets: Sequence[str]) -> None:
+        """`Refused` unless the policy in force allows every destination of this copy and
+        forbids every location it would drop, for the object's stored classification."""
+        decision = self.decider.decide(
+            obj.data_class, obj.subject, obj.tenant, action.bucket, obj.subject_count
+        )
+        allowed = set(decision.allowed)
+        what = f"{obj.data_class} data of subject {obj.subject or 'unknown'}"
+        for dst in targets:
+            if dst not in allowed:
+                reason = self.decider.reason(decision, dst)
+                raise Refused(
+                    f"refused: {dst} may not hold {what} under policy "
+                    f"{self.decider.policy.name}: {reason}",
+                    _refusal_detail(obj, decision.rule, dst, "copy", reason),
+                )
+        facts: Mapping[str, LocationFacts] = {c.name: c for c in self.decider.candidates}
+        for drop in action.delete_from:
+            if drop in allowed and drop in facts:
+                raise Refused(
+                    f"refused: the plan drops the copy at {drop}, which policy "
+                    f"{self.decider.policy.name} allows for {what}; make a new plan",
+                    _refusal_detail(obj, decision.rule, drop, "delete", "allowed there"),
+                )
+
     async def _advance(self, action: MigrationAction) -> str:
         """Take the action from its journaled state to the end; returns done or skipped."""
         while action.state not in ("done", "skipped"):
@@ -394,6 +505,8 @@ class Migrator:
             if self._unsynced(job):
                 await self._syncer.submit(job)
             action.state = await self._committer.submit(job)
+            if job.erase:
+                await self.eraser.erase(job.erase)
         return action.state
 
     # --- batched metadata steps ---------------------------------------------------------
@@ -458,6 +571,7 @@ class Migrator:
         return loc
 
     async def _rate(self, n: int = 1) -> None:
+        """Wait for `n` request tokens (a no-op without --max-rps)."""
         if self.requests is not None:
             await self.requests.take(n)
 
@@ -467,6 +581,7 @@ class Migrator:
         if obj is None:
             return CommitJob(action, "skip", why="object changed since planning")
         targets = [d for d in action.copy_to if d not in obj.placements]
+        self._check_policy(action, obj, targets)
         if not targets:
             # Already placed everywhere (an earlier run committed it): release the sources.
             action.state = "verified"
@@ -674,6 +789,11 @@ class Migrator:
             await self._back_to_pending(action)
             raise TransientError("journal has no digests for this copy; copying again")
         targets = [d for d in action.copy_to if d not in obj.placements]
+        try:
+            self._check_policy(action, obj, targets)
+        except Refused:
+            await self._abandon(action, "refused by the policy in force")
+            raise
         keys = [
             str(want.get("key") or seg.key) for seg, want in zip(obj.segments, digests, strict=True)
         ]
@@ -729,6 +849,7 @@ class Migrator:
     async def _release(self, action: MigrationAction, obj: Obj | None) -> CommitJob:
         if obj is None:
             return CommitJob(action, "skip", why="object changed since planning")
+        self._check_policy(action, obj, [])
         drops = [d for d in action.delete_from if d in obj.placements]
         if drops:
             remaining = [loc for loc in obj.placements if loc not in drops]
@@ -760,3 +881,17 @@ class Migrator:
         raise ActionError(
             f"no remaining placement ({', '.join(remaining)}) could be confirmed; not deleting"
         )
+
+
+def _refusal_detail(
+    obj: Obj, rule: str | None, location: str, op: str, reason: str
+) -> dict[str, Any]:
+    return {
+        "step": f"{op}_refused",
+        "location": location,
+        "reason": reason,
+        "rule": rule,
+        "data_class": obj.data_class,
+        "subject": obj.subject,
+        "subject_count": obj.subject_count,
+    }

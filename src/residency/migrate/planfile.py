@@ -10,18 +10,27 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from residency.catalog.facts import LocationFacts
+    from residency.policy import Policy
 
 __all__ = [
     "PLAN_FORMAT",
     "PlanAction",
     "PlanError",
     "PlanHeader",
+    "StalePlan",
     "Unplaceable",
+    "catalog_digest",
     "iter_plan",
+    "policy_digest",
     "read_plan_header",
     "shard_id",
     "shard_of",
@@ -35,6 +44,64 @@ class PlanError(Exception):
     """The plan file is missing, malformed or incomplete; the message says which line."""
 
 
+class StalePlan(PlanError):
+    """The plan was made under another policy or catalog than the one in force now."""
+
+
+_PROVENANCE = frozenset({"source", "sources"})
+"""fields that say which file a policy or rule was read from: the same rules read from another
+path (relative or absolute) are the same policy"""
+
+
+def _canonical(value: Any) -> Any:
+    """Plain JSON data whose text is the same in every process: sets sorted (their iteration
+    order follows string hashing, which is randomised per process), mappings keyed in order,
+    provenance left out."""
+    if isinstance(value, dict):
+        return {
+            str(k): _canonical(v)
+            for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))
+            if k not in _PROVENANCE
+        }
+    if isinstance(value, set | frozenset):
+        items = [_canonical(v) for v in value]
+        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True, default=str))
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def policy_digest(policy: Policy) -> str:
+    """SHA-256 of the policy as the evaluator sees it: any change to a rule changes it."""
+    doc = _canonical(policy.model_dump(mode="python"))
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _data_files(root: Traversable) -> Iterator[tuple[str, bytes]]:
+    for entry in sorted(root.iterdir(), key=lambda e: e.name):
+        if entry.is_dir():
+            for name, data in _data_files(entry):
+                yield f"{entry.name}/{name}", data
+        elif entry.is_file():
+            yield entry.name, entry.read_bytes()
+
+
+def catalog_digest(facts: Sequence[LocationFacts]) -> str:
+    """SHA-256 of the catalog's data files and of the configured locations' facts.
+
+    Both decide where an object may go: a region that moved country, a vendor with a new
+    headquarters or a location pointed at another region makes an older plan wrong.
+    """
+    h = hashlib.sha256()
+    for name, data in _data_files(files("residency.catalog").joinpath("data")):
+        h.update(f"{name}\0{len(data)}\0".encode())
+        h.update(data)
+    for f in sorted(facts, key=lambda f: f.name):
+        h.update(json.dumps(asdict(f), sort_keys=True).encode())
+    return h.hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class PlanHeader:
     id: str
@@ -43,6 +110,10 @@ class PlanHeader:
     bucket: str | None
     bandwidth: int
     summary: dict[str, Any] = field(default_factory=dict)
+    policy_sha256: str | None = None
+    """`policy_digest` of the policy the plan was made under (None: a plan from before)"""
+    catalog_sha256: str | None = None
+    """`catalog_digest` of the catalog and locations the plan was made under"""
 
     def to_line(self) -> dict[str, Any]:
         return {
@@ -50,9 +121,30 @@ class PlanHeader:
             "id": self.id,
             "created": self.created,
             "policy": self.policy,
+            "policy_sha256": self.policy_sha256,
+            "catalog_sha256": self.catalog_sha256,
             "bucket": self.bucket,
             "bandwidth": self.bandwidth,
         }
+
+    def check_current(self, policy: Policy, facts: Sequence[LocationFacts]) -> None:
+        """`StalePlan` unless the plan was made under this policy and these catalog facts."""
+        if self.policy_sha256 is None or self.catalog_sha256 is None:
+            raise StalePlan(
+                f"plan {self.id[:12]} does not record the policy and catalog it was made under "
+                "(an older plan); make a new plan with `residency plan` (or run with --replan)"
+            )
+        changed = []
+        if self.policy_sha256 != policy_digest(policy):
+            changed.append(f"the policy (planned under {self.policy}, now {policy.name})")
+        if self.catalog_sha256 != catalog_digest(facts):
+            changed.append("the catalog or the locations")
+        if changed:
+            raise StalePlan(
+                f"plan {self.id[:12]} was made under another policy or catalog: "
+                f"{' and '.join(changed)} changed since; make a new plan with `residency plan` "
+                "(or run with --replan)"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +252,15 @@ def read_plan_header(path: Path) -> PlanHeader:
             bucket=head.get("bucket"),
             bandwidth=int(head.get("bandwidth") or 0),
             summary=dict(tail["summary"]),
+            policy_sha256=_opt_str(head.get("policy_sha256")),
+            catalog_sha256=_opt_str(head.get("catalog_sha256")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise PlanError(f"{path}:1: malformed plan header ({exc})") from None
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def iter_plan(path: Path) -> Iterator[PlanAction]:

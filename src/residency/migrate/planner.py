@@ -2,8 +2,10 @@
 
 Rows stream from the database in id-ordered batches (three indexed queries per batch), so
 memory stays flat at millions of objects. The evaluator is pure and reads only the data class,
-subject, tenant and bucket, so decisions are cached per distinct tuple of those: exact, and
-a million objects need only as many evaluations as there are distinct tuples.
+subject, subject count, tenant and bucket, so decisions are cached per distinct tuple of those
+(`Decider`, shared with the engine, which re-decides every copy on the stored classification).
+The header records digests of the policy and catalog the plan is made under: the engine
+refuses to run it after either changed.
 
 Per object: `copy` = chosen locations it is not at yet; `delete` = locations it is at that
 the policy does not allow (after the copies verify). Placements at allowed but not chosen
@@ -27,8 +29,16 @@ from residency.catalog.facts import LocationFacts
 from residency.meta import Database
 from residency.meta.models import Bucket, ObjectVersion, Placement, Segment, Tenant
 from residency.meta.types import utcnow
-from residency.migrate.planfile import PlanAction, PlanHeader, Unplaceable, write_line
-from residency.policy import Decision, ObjectAttrs, Policy, evaluate
+from residency.migrate.decide import MAX_CACHED, Decider
+from residency.migrate.planfile import (
+    PlanAction,
+    PlanHeader,
+    Unplaceable,
+    catalog_digest,
+    policy_digest,
+    write_line,
+)
+from residency.policy import Decision, Policy
 from residency.policy.evaluate import spread_key
 from residency.policy.model import Spread
 
@@ -129,21 +139,21 @@ class Planner:
         self.candidates = tuple(candidates)
         self.facts = {f.name: f for f in candidates}
         self.summary = PlanSummary()
-        self._decisions: dict[tuple[str, str | None, str | None, str], Decision] = {}
-        self._shapes: dict[tuple[str, str | None, str | None, str, tuple[str, ...]], Shape] = {}
+        self.decider = Decider(policy, candidates)
+        self._shapes: dict[
+            tuple[str, str | None, int | None, str | None, str, tuple[str, ...]], Shape
+        ] = {}
 
     def decide(
-        self, data_class: str, subject: str | None, tenant: str | None, bucket: str
+        self,
+        data_class: str,
+        subject: str | None,
+        tenant: str | None,
+        bucket: str,
+        subject_count: int | None = None,
     ) -> Decision:
-        cache_key = (data_class, subject, tenant, bucket)
-        decision = self._decisions.get(cache_key)
-        if decision is None:
-            attrs = ObjectAttrs(
-                data_class=data_class, subject=subject, tenant=tenant, bucket=bucket
-            )
-            decision = evaluate(self.policy, attrs, self.candidates)
-            self._decisions[cache_key] = decision
-            self.summary.decisions += 1
+        decision = self.decider.decide(data_class, subject, tenant, bucket, subject_count)
+        self.summary.decisions = self.decider.evaluations
         return decision
 
     def _copies(self, decision: Decision, placements: Sequence[str]) -> tuple[str, ...]:
@@ -187,12 +197,16 @@ class Planner:
         tenant: str | None,
         bucket: str,
         placements: tuple[str, ...],
+        subject_count: int | None = None,
     ) -> Shape:
         """What to do with any object of these attributes at these placements (cached)."""
-        cache_key = (data_class, subject, tenant, bucket, placements)
+        cache_key = (data_class, subject, subject_count, tenant, bucket, placements)
         shape = self._shapes.get(cache_key)
         if shape is None:
-            shape = self._shape(self.decide(data_class, subject, tenant, bucket), placements)
+            if len(self._shapes) >= MAX_CACHED:
+                self._shapes.clear()
+            decision = self.decide(data_class, subject, tenant, bucket, subject_count)
+            shape = self._shape(decision, placements)
             self._shapes[cache_key] = shape
         return shape
 
@@ -300,10 +314,11 @@ class Planner:
         subject: str | None,
         tenant: str | None,
         placements: Sequence[str],
+        subject_count: int | None = None,
     ) -> PlanAction | Unplaceable | None:
         """The action for one object, or None when it is where it should be."""
         placed = tuple(placements)
-        shape = self.shape(data_class, subject, tenant, bucket, placed)
+        shape = self.shape(data_class, subject, tenant, bucket, placed, subject_count)
         self.account(shape, bucket, key, size, segments)
         if shape.unplaceable is not None:
             return Unplaceable(bucket, key, version_id, size, placed, shape.unplaceable)
@@ -357,6 +372,8 @@ async def plan_to_file(
         policy=policy.name,
         bucket=bucket,
         bandwidth=bandwidth,
+        policy_sha256=policy_digest(policy),
+        catalog_sha256=catalog_digest(candidates),
     )
     write_line(out, header.to_line())
     after = 0
@@ -374,6 +391,7 @@ async def plan_to_file(
                     ObjectVersion.subject,
                     Bucket.name,
                     Tenant.name,
+                    ObjectVersion.subject_count,
                 )
                 .join(Bucket, Bucket.id == ObjectVersion.bucket_id)
                 .join(Tenant, Tenant.id == Bucket.tenant_id)
@@ -407,10 +425,11 @@ async def plan_to_file(
             ):
                 counts[vid] = n
         lines: list[str] = []
-        for vid, key, version_id, size, data_class, subject, bucket_name, tenant in rows:
+        for row in rows:
+            vid, key, version_id, size, data_class, subject, bucket_name, tenant, count = row
             placements = tuple(placed.get(vid, ()))
             segments = counts[vid] or 1
-            shape = planner.shape(data_class, subject, tenant, bucket_name, placements)
+            shape = planner.shape(data_class, subject, tenant, bucket_name, placements, count)
             planner.account(shape, bucket_name, key, size, segments)
             if shape.move:
                 lines.append(

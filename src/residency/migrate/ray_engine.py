@@ -39,6 +39,7 @@ from residency.migrate.engine import ActionFailure, EngineOptions, Migrator, Run
 from residency.migrate.journal import RunCounts, load_plan, run_counts
 from residency.migrate.models import MigrationAction
 from residency.migrate.planfile import PlanHeader, read_plan_header, split_plan
+from residency.policy import Policy
 
 __all__ = ["MAX_SHARDS", "RayEngineError", "RayMigration", "ShardProgress"]
 
@@ -110,15 +111,15 @@ class _Batched:
 
 
 def _run_shard(
-    settings_doc: dict[str, Any], run_id: str, options: EngineOptions, sink: Any
+    settings_doc: dict[str, Any], run_id: str, options: EngineOptions, policy: Policy, sink: Any
 ) -> RunResult:
-    """One Ray task: the local engine over one journaled shard."""
+    """One Ray task: the local engine over one journaled shard, under the driver's policy."""
     settings = Settings.model_validate(settings_doc)
-    return asyncio.run(_shard_main(settings, run_id, options, sink))
+    return asyncio.run(_shard_main(settings, run_id, options, policy, sink))
 
 
 async def _shard_main(
-    settings: Settings, run_id: str, options: EngineOptions, sink: Any
+    settings: Settings, run_id: str, options: EngineOptions, policy: Policy, sink: Any
 ) -> RunResult:
     from residency.catalog import load_catalog
     from residency.storage import open_locations
@@ -127,7 +128,8 @@ async def _shard_main(
     db = Database(settings.db_url)
     progress = _Batched(sink)
     try:
-        return await Migrator(db, locations, options, progress=progress.hook).run(run_id)
+        migrator = Migrator(db, locations, options, policy=policy, progress=progress.hook)
+        return await migrator.run(run_id)
     finally:
         progress.flush()
         await db.dispose()
@@ -207,6 +209,7 @@ class RayMigration:
         settings: Settings,
         options: EngineOptions,
         *,
+        policy: Policy,
         address: str | None = None,
         tasks: int | None = None,
     ) -> None:
@@ -214,6 +217,7 @@ class RayMigration:
             raise RayEngineError(f"--ray-tasks must be between 1 and {MAX_SHARDS}")
         self.settings = settings
         self.options = options
+        self.policy = policy
         self.address = address
         self.tasks = tasks
         self.shards = 0
@@ -300,10 +304,15 @@ class RayMigration:
 
     # --- running ------------------------------------------------------------------------
 
-    async def prepare(self, db: Database, plan: Path) -> tuple[PlanHeader, RunCounts]:
+    async def prepare(
+        self, db: Database, plan: Path, check: Callable[[PlanHeader], None] | None = None
+    ) -> tuple[PlanHeader, RunCounts]:
         """Journal every shard of `plan` (first run) or find their journals (resume); returns
-        the plan's header and the shards' counts before this run."""
+        the plan's header and the shards' counts before this run. `check` vets the header
+        first (a plan made under another policy is refused before anything is journaled)."""
         header = read_plan_header(plan)
+        if check is not None:
+            check(header)
         with tempfile.TemporaryDirectory(prefix="residency-shards-") as tmp:
             paths = await asyncio.to_thread(split_plan, plan, self.shards, Path(tmp))
             self.run_ids = []
@@ -328,7 +337,7 @@ class RayMigration:
         task = ray.remote(num_cpus=1)(_run_shard)
         doc = portable_settings(self.settings)
         options = _split_options(self.options, len(self.run_ids))
-        refs = [task.remote(doc, run_id, options, sink) for run_id in self.run_ids]
+        refs = [task.remote(doc, run_id, options, self.policy, sink) for run_id in self.run_ids]
         pending = list(refs)
         try:
             while pending:
@@ -373,7 +382,12 @@ class RayMigration:
             total.skipped += part.skipped
             total.copied_bytes += part.copied_bytes
             total.retries += part.retries
-            total.failures.extend(ActionFailure(f.bucket, f.key, f.error) for f in part.failures)
+            total.failures.extend(
+                ActionFailure(f.bucket, f.key, f.error, f.refused) for f in part.failures
+            )
+            total.erased += part.erased
+            total.erased_bytes += part.erased_bytes
+            total.erase_failures.extend(part.erase_failures)
         if crashed:
             raise RayEngineError(
                 f"--engine ray: {len(crashed)} of {len(refs)} shard tasks crashed; the others' "

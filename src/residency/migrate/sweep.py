@@ -11,6 +11,11 @@ loses its garbage row. A writer registering an intent for the same location and 
 migration copying a version back) removes unclaimed rows and is refused while a claim stands,
 so the sweep never deletes bytes someone is writing again. A blob that cannot be deleted now
 (location down or not configured here) keeps its row, unclaimed, for the next sweep.
+
+The grace period is for orphans only. Bytes a migration released because the policy wants
+them gone (`MUST_LEAVE`) are no orphans: the engine erases them at once, and whatever it could
+not erase the sweep erases first, whatever their age, each deletion confirmed and audited
+(`migrate.erase.erase_pending`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, insert, select, update
@@ -26,8 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from residency.meta import Database
 from residency.meta.models import BlobIntent, GarbageBlob
-from residency.meta.repo.blobs import live_refs
+from residency.meta.repo.blobs import MUST_LEAVE, live_refs
 from residency.meta.types import utcnow
+from residency.migrate.erase import EraseFailure, erase_pending
 from residency.storage import Location, StorageError
 
 __all__ = ["SweepResult", "sweep"]
@@ -35,6 +41,7 @@ __all__ = ["SweepResult", "sweep"]
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE = timedelta(hours=1)
+ACTOR = "residency sweep"
 
 
 @dataclass(slots=True)
@@ -49,6 +56,10 @@ class SweepResult:
     """garbage at locations not configured in this process; kept for later"""
     failed: int = 0
     """deletes the storage refused; kept for the next sweep"""
+    erased: int = 0
+    """blobs that had to leave their location, erased (confirmed gone, audited)"""
+    erase_failures: list[EraseFailure] = field(default_factory=list)
+    """such blobs that could not be erased; still recorded, still out of compliance"""
 
 
 async def sweep(
@@ -65,6 +76,9 @@ async def sweep(
         raise ValueError("grace must not be negative")
     cutoff = (now or utcnow()) - grace
     result = SweepResult()
+    erased = await erase_pending(db, locations, actor=ACTOR, concurrency=concurrency)
+    result.erased = erased.erased
+    result.erase_failures = erased.failures
     while True:
         async with db.session() as session:
             expired = await _expire_intents(session, cutoff, batch_size)
@@ -112,7 +126,11 @@ async def _claim(
     rows = (
         await session.scalars(
             select(GarbageBlob)
-            .where(GarbageBlob.id > after, GarbageBlob.created < cutoff)
+            .where(
+                GarbageBlob.id > after,
+                GarbageBlob.created < cutoff,
+                GarbageBlob.reason != MUST_LEAVE,  # erased by erase_pending, not swept
+            )
             .order_by(GarbageBlob.id)
             .limit(limit)
             .with_for_update(skip_locked=True)

@@ -37,6 +37,7 @@ from residency.catalog.facts import LocationFacts
 from residency.meta import Database
 from residency.meta.models import Bucket, ObjectVersion, Placement, Tenant
 from residency.meta.types import utcnow
+from residency.migrate.leftovers import collect_leftovers
 from residency.migrate.planner import GIB, Planner, Shape
 from residency.policy import Decision, Policy
 from residency.report.model import (
@@ -445,6 +446,7 @@ async def collect_report(
         groups = await _groups(session, planner)
         violations = await _largest(session, [g for g in groups if _violates(g)], planner, top)
         audit = await _audit(session, audit_since, audit_limit)
+        leftovers = await collect_leftovers(session, planner.decider)
     locations = _location_rows(by_location, facts, catalog)
     country_labels = {
         code: _country_name(catalog, code) or code for code in set(country_of.values())
@@ -492,4 +494,5 @@ async def collect_report(
             locations=[r for r in locations if r.location in concern_locs],
         ),
         audit=audit,
+        leftovers=leftovers,
     )

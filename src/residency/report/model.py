@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from residency.migrate.leftovers import Leftover
+
 
 @dataclass(frozen=True, slots=True)
 class Usage:
@@ -126,6 +128,21 @@ class Report:
     rules: list[RuleUse]
     concern: Concern
     audit: AuditSummary
+    leftovers: list[Leftover] = field(default_factory=list)
+    """bytes still at locations the policy forbids though no placement says so (blobs a
+    migration released but has not erased yet, parts of open uploads): out of compliance"""
+
+    @property
+    def leftover_blobs(self) -> int:
+        return sum(x.blobs for x in self.leftovers)
+
+    @property
+    def compliant(self) -> bool:
+        return not self.violations_total and not self.leftovers
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["leftover_blobs"] = self.leftover_blobs
+        out["leftover_bytes"] = sum(x.bytes for x in self.leftovers)
+        out["compliant"] = self.compliant
+        return out

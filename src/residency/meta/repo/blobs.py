@@ -30,6 +30,12 @@ from residency.meta.types import utcnow
 BlobRef = tuple[str, str]
 """(location name, blob key)"""
 
+MUST_LEAVE = "migrated"
+"""The garbage reason of bytes a migration released because the policy wants them gone from
+that location: not orphans but a duty. They are erased as soon as the object's new copies are
+durable (no grace period), each erasure confirmed and audited, and until then the report
+counts them as out of compliance."""
+
 # Core statements on the tables (every PUT runs these): ORM-enabled ones cost several times
 # more Python for the same SQL.
 _GARBAGE = cast(Table, GarbageBlob.__table__)
@@ -63,9 +69,12 @@ async def add_garbage(
     *,
     reason: str,
     created: datetime | None = None,
+    claimed: datetime | None = None,
 ) -> int:
+    """Record blobs nothing needs any more; `claimed` when the caller deletes them itself."""
+    when = created or utcnow()
     rows = [
-        {"location": loc, "blob_key": key, "reason": reason, "created": created or utcnow()}
+        {"location": loc, "blob_key": key, "reason": reason, "created": when, "claimed": claimed}
         for loc, key in dict.fromkeys(refs)
     ]
     for chunk in chunks(rows):
@@ -140,3 +149,76 @@ async def live_refs(session: AsyncSession, refs: Iterable[BlobRef]) -> set[BlobR
         for locations, key in parts:
             live.update((loc, key) for loc in locations)
     return live & refs
+
+
+# --- erasures (MUST_LEAVE garbage) -------------------------------------------------------------
+
+_FORGET_ERASED = (
+    delete(_GARBAGE)
+    .where(
+        _GARBAGE.c.location == bindparam("location"),
+        _GARBAGE.c.blob_key.in_(bindparam("keys", expanding=True)),
+        _GARBAGE.c.reason == MUST_LEAVE,
+    )
+    .returning(_GARBAGE.c.location, _GARBAGE.c.blob_key)
+)
+
+
+async def pending_erasures(
+    session: AsyncSession, *, after: int = 0, limit: int = 500
+) -> list[tuple[int, str, str]]:
+    """(id, location, blob key) of bytes that must leave their location and are still
+    recorded there, claimed or not (a claim left by a killed run is stale), in id order."""
+    rows = await session.execute(
+        select(_GARBAGE.c.id, _GARBAGE.c.location, _GARBAGE.c.blob_key)
+        .where(_GARBAGE.c.reason == MUST_LEAVE, _GARBAGE.c.id > after)
+        .order_by(_GARBAGE.c.id)
+        .limit(limit)
+    )
+    return [(int(i), str(loc), str(key)) for i, loc, key in rows]
+
+
+async def claim_garbage(session: AsyncSession, ids: Sequence[int]) -> None:
+    """Mark rows as being deleted (commit before deleting the bytes)."""
+    for chunk in chunks(ids):
+        await session.execute(
+            _GARBAGE.update().where(_GARBAGE.c.id.in_(list(chunk))).values(claimed=utcnow())
+        )
+
+
+async def forget_garbage(session: AsyncSession, ids: Sequence[int]) -> None:
+    """Drop garbage rows (their blob is gone, or something references it after all)."""
+    for chunk in chunks(ids):
+        await session.execute(delete(_GARBAGE).where(_GARBAGE.c.id.in_(list(chunk))))
+
+
+async def release_garbage(session: AsyncSession, ids: Sequence[int]) -> None:
+    """Give up a claim: the blob could not be deleted now; the row waits for the next try."""
+    for chunk in chunks(ids):
+        await session.execute(
+            _GARBAGE.update().where(_GARBAGE.c.id.in_(list(chunk))).values(claimed=None)
+        )
+
+
+async def release_erasures(session: AsyncSession, refs: Iterable[BlobRef]) -> None:
+    """Give up the claims on these must-leave blobs (their deletion failed for now)."""
+    for location, keys in _by_location(refs):
+        await session.execute(
+            _GARBAGE.update()
+            .where(
+                _GARBAGE.c.location == location,
+                _GARBAGE.c.blob_key.in_(list(keys)),
+                _GARBAGE.c.reason == MUST_LEAVE,
+            )
+            .values(claimed=None)
+        )
+
+
+async def forget_erased(session: AsyncSession, refs: Iterable[BlobRef]) -> set[BlobRef]:
+    """Drop the must-leave rows of blobs confirmed gone; the refs that had one (so that an
+    erasure done twice, by two processes, is recorded once)."""
+    found: set[BlobRef] = set()
+    for location, keys in _by_location(refs):
+        rows = await session.execute(_FORGET_ERASED, {"location": location, "keys": list(keys)})
+        found.update((loc, key) for loc, key in rows)
+    return found

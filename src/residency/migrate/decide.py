@@ -1,0 +1,66 @@
+"""One cached decision per distinct (class, subject, count, tenant, bucket): plan, migrate,
+report and scan ask the same question of the same evaluator, and must get the same answer.
+
+The evaluator is pure and reads only those attributes, so caching on them is exact; a million
+objects need only as many evaluations as there are distinct tuples. The cache is cleared when
+it grows past `MAX_CACHED` (distinct subject counts could otherwise grow it without bound).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from residency.catalog.facts import LocationFacts
+from residency.policy import Decision, ObjectAttrs, Policy, evaluate
+
+__all__ = ["MAX_CACHED", "Decider"]
+
+MAX_CACHED = 100_000
+
+DecisionKey = tuple[str, str | None, int | None, str | None, str | None]
+
+
+class Decider:
+    """`evaluate(policy, attrs, candidates)` with a bounded cache; counts evaluations."""
+
+    def __init__(self, policy: Policy, candidates: Sequence[LocationFacts]) -> None:
+        self.policy = policy
+        self.candidates = tuple(candidates)
+        self.evaluations = 0
+        self._cache: dict[DecisionKey, Decision] = {}
+
+    def decide(
+        self,
+        data_class: str,
+        subject: str | None,
+        tenant: str | None,
+        bucket: str | None,
+        subject_count: int | None = None,
+    ) -> Decision:
+        key = (data_class, subject, subject_count, tenant, bucket)
+        decision = self._cache.get(key)
+        if decision is None:
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.clear()
+            attrs = ObjectAttrs(
+                data_class=data_class,
+                subject=subject,
+                subject_count=subject_count,
+                tenant=tenant,
+                bucket=bucket,
+            )
+            decision = evaluate(self.policy, attrs, self.candidates)
+            self._cache[key] = decision
+            self.evaluations += 1
+        return decision
+
+    def reason(self, decision: Decision, location: str) -> str:
+        """Why `location` is not allowed by `decision` (its exclusion, or the rule's choice)."""
+        for e in decision.exclusions:
+            if e.location == location:
+                return e.reason
+        if location not in {c.name for c in self.candidates}:
+            return "not a configured location"
+        if not decision.ok and not decision.allowed:
+            return decision.message
+        return f"not allowed by rule {decision.rule}"

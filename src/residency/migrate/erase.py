@@ -1,0 +1,242 @@
+"""Release means erase: bytes an object had to leave are deleted, the deletion confirmed and
+audited, as soon as its new copies are durable (DESIGN.md invariant 1).
+
+The migration commit that drops a placement records its blobs as `MUST_LEAVE` garbage already
+claimed by the engine (no sweep or writer touches a claimed row). Then, per blob: delete it,
+stat it — only "not found" confirms the erasure — and, batched, forget the row and append one
+audit entry "erased from LOCATION" in the same transaction. A deletion that fails is retried
+with backoff; one that still fails gives up its claim, stays recorded (the report counts it
+out of compliance) and is reported: the next `residency migrate` or `residency sweep` tries
+it again (`erase_pending`), with no grace period: these bytes are not orphans but a duty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from residency.audit import MIGRATION_STEP, append_many
+from residency.meta import Database
+from residency.meta.repo.blobs import (
+    BlobRef,
+    claim_garbage,
+    forget_erased,
+    forget_garbage,
+    live_refs,
+    pending_erasures,
+    release_erasures,
+)
+from residency.migrate.batch import Batcher, Erasure
+from residency.storage import BlobNotFound, Location, StorageError
+
+__all__ = ["EraseFailure", "EraseResult", "Eraser", "erase_pending"]
+
+ERASE_ACTOR = "residency migrate"
+
+
+@dataclass(frozen=True, slots=True)
+class EraseFailure:
+    location: str
+    blob_key: str
+    target: str
+    error: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "location": self.location,
+            "blob_key": self.blob_key,
+            "target": self.target,
+            "error": self.error,
+        }
+
+
+@dataclass
+class EraseResult:
+    erased: int = 0
+    erased_bytes: int = 0
+    failures: list[EraseFailure] = field(default_factory=list)
+
+
+Writer = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
+class Eraser:
+    """Deletes and confirms blobs, then records their erasure in batches."""
+
+    def __init__(
+        self,
+        db: Database,
+        locations: Mapping[str, Location],
+        *,
+        actor: str = ERASE_ACTOR,
+        attempts: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        batch_size: int = 200,
+        rate: Callable[[int], Awaitable[None]] | None = None,
+        write: Writer | None = None,
+    ) -> None:
+        self.db = db
+        self.locations = locations
+        self.actor = actor
+        self.attempts = max(1, attempts)
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.result = EraseResult()
+        self._rate = rate
+        self._write: Writer = write or (lambda: db.session())
+        self._recorder: Batcher[Erasure, None] = Batcher(self._record, batch_size)
+        self._giveup: Batcher[Erasure, None] = Batcher(self._release, batch_size)
+
+    def stop_lingering(self) -> None:
+        self._recorder.stop_lingering()
+        self._giveup.stop_lingering()
+
+    async def erase(self, items: Sequence[Erasure]) -> bool:
+        """Erase every blob of `items` (concurrently); False if any could not be."""
+        if not items:
+            return True
+        done = await asyncio.gather(*(self._erase_one(e) for e in items))
+        return all(done)
+
+    async def _erase_one(self, item: Erasure) -> bool:
+        problem = "not tried"
+        for attempt in range(1, self.attempts + 1):
+            problem_or_none = await self._delete_confirmed(item)
+            if problem_or_none is None:
+                await self._recorder.submit(item)
+                self.result.erased += 1
+                self.result.erased_bytes += item.size
+                return True
+            problem = problem_or_none
+            if attempt < self.attempts:
+                delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+        await self._giveup.submit(item)
+        self.result.failures.append(
+            EraseFailure(
+                item.location,
+                item.blob_key,
+                item.target,
+                f"not erased after {self.attempts} attempts: {problem}",
+            )
+        )
+        return False
+
+    async def _delete_confirmed(self, item: Erasure) -> str | None:
+        """None once the blob is gone and a stat says so; else what went wrong."""
+        location = self.locations.get(item.location)
+        if location is None:
+            return f"location {item.location} is not configured here"
+        if self._rate is not None:
+            await self._rate(2)
+        try:
+            await location.delete(item.blob_key)
+        except StorageError as exc:
+            return f"delete failed: {_first_line(exc)}"
+        try:
+            stat = await location.stat(item.blob_key)
+        except BlobNotFound:
+            return None
+        except StorageError as exc:
+            return f"could not confirm the deletion: {_first_line(exc)}"
+        return f"still there after the delete ({stat.size} bytes)"
+
+    async def _record(self, items: list[Erasure]) -> list[None]:
+        """Forget the rows and audit each erasure, in one transaction."""
+        async with self._write() as session:
+            gone = await forget_erased(session, [(e.location, e.blob_key) for e in items])
+            entries = [
+                (
+                    e.target,
+                    {
+                        "step": "erased",
+                        "message": f"erased from {e.location}",
+                        "location": e.location,
+                        "blob": e.blob_key,
+                        "size": e.size,
+                        "confirmed": "not found after delete",
+                    },
+                )
+                for e in _unique(items)
+                if (e.location, e.blob_key) in gone
+            ]
+            await append_many(session, MIGRATION_STEP, entries, actor=self.actor)
+        return [None] * len(items)
+
+    async def _release(self, items: list[Erasure]) -> list[None]:
+        async with self._write() as session:
+            await release_erasures(session, [(e.location, e.blob_key) for e in items])
+        return [None] * len(items)
+
+
+def _unique(items: Sequence[Erasure]) -> list[Erasure]:
+    seen: set[BlobRef] = set()
+    out: list[Erasure] = []
+    for e in items:
+        if (e.location, e.blob_key) not in seen:
+            seen.add((e.location, e.blob_key))
+            out.append(e)
+    return out
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+async def _pending(db: Database, batch_size: int) -> AsyncIterator[list[tuple[int, str, str]]]:
+    after = 0
+    while True:
+        async with db.session(write=False) as session:
+            rows = await pending_erasures(session, after=after, limit=batch_size)
+        if not rows:
+            return
+        yield rows
+        after = rows[-1][0]
+
+
+async def erase_pending(
+    db: Database,
+    locations: Mapping[str, Location],
+    *,
+    actor: str,
+    attempts: int = 3,
+    batch_size: int = 500,
+    concurrency: int = 16,
+) -> EraseResult:
+    """Erase every must-leave blob still recorded (left by a run that was killed, or whose
+    deletion failed): claimed, deleted, confirmed and audited. One at a location this process
+    has no configuration for cannot be erased here: it is reported, never skipped silently."""
+    eraser = Eraser(db, locations, actor=actor, attempts=attempts, backoff_base=0.2)
+    eraser.stop_lingering()
+    limiter = asyncio.Semaphore(concurrency)
+
+    async def one(location: str, key: str) -> bool:
+        async with limiter:
+            size = 0
+            with contextlib.suppress(StorageError):  # the size is for the audit entry
+                size = (await locations[location].stat(key)).size
+            return await eraser.erase([Erasure(location, key, size, f"{location}/{key}")])
+
+    async for batch in _pending(db, batch_size):
+        for _, loc, key in batch:
+            if loc not in locations:
+                eraser.result.failures.append(
+                    EraseFailure(loc, key, f"{loc}/{key}", f"location {loc} is not configured here")
+                )
+        rows = [(i, loc, key) for i, loc, key in batch if loc in locations]
+        async with db.session() as session:
+            live = await live_refs(session, [(loc, key) for _, loc, key in rows])
+            # Referenced again (moved back there, under the same key): no longer to erase.
+            await forget_garbage(session, [i for i, loc, key in rows if (loc, key) in live])
+            todo = [(i, loc, key) for i, loc, key in rows if (loc, key) not in live]
+            await claim_garbage(session, [i for i, _, _ in todo])
+        await asyncio.gather(*(one(loc, key) for _, loc, key in todo))
+    return eraser.result
