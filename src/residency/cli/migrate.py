@@ -94,11 +94,13 @@ def _run(
     *,
     errors: tuple[type[Exception], ...] = (),
     storage: bool = True,
+    create: bool = True,
 ) -> T:
     """Run `work(db)` on a migrated database; library errors become one readable line.
 
     `errors` are the command's own (their message is the line); `storage=False` for work that
-    never touches a location, so `plan` does not import OpenDAL just to name StorageError.
+    never touches a location, so `plan` does not import OpenDAL just to name StorageError;
+    `create=False` for commands that only read (no database is an error, not an empty one).
     """
     from residency.meta.errors import MetaError
 
@@ -108,7 +110,7 @@ def _run(
 
         storage_errors = (StorageError,)
     try:
-        return on_database(settings, work)
+        return on_database(settings, work, create=create)
     except errors as exc:
         fail(str(exc))
     except storage_errors as exc:
@@ -174,7 +176,9 @@ def plan_cmd(
             leftovers = await collect_leftovers(session, Decider(pol, facts))
         return (*result, leftovers)
 
-    header, summary, leftovers = _run(settings, work, errors=(PlanError,), storage=False)
+    header, summary, leftovers = _run(
+        settings, work, errors=(PlanError,), storage=False, create=False
+    )
     data = summary.to_dict(bps)
     if json_out:
         print_json(
@@ -569,7 +573,7 @@ def verify_cmd(
         async with db.session(write=False) as session:
             return result, await collect_leftovers(session, decider)
 
-    result, leftovers = _run(settings, work)
+    result, leftovers = _run(settings, work, create=False)
     if json_out:
         print_json(
             {

@@ -70,7 +70,7 @@ def _collect(
         )
 
     try:
-        return on_database(settings, collect, make_data_dir=False)
+        return on_database(settings, collect, create=False)
     except MetaError as exc:
         fail(exc.message)
 
