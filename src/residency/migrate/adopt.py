@@ -419,7 +419,7 @@ class Classifier:
         data_class = subject = None
         count = None
         if "class" in found:
-            data_class = normalize_class(found["class"][1], found["class"][0])
+            data_class = normalize_class(self.policy, found["class"][1], found["class"][0])
         if "subject" in found:
             subject = normalize_subject(self.policy, found["subject"][1], found["subject"][0])
         if "count" in found:

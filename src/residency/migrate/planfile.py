@@ -98,7 +98,7 @@ def catalog_digest(facts: Sequence[LocationFacts]) -> str:
         h.update(f"{name}\0{len(data)}\0".encode())
         h.update(data)
     for f in sorted(facts, key=lambda f: f.name):
-        h.update(json.dumps(asdict(f), sort_keys=True).encode())
+        h.update(json.dumps(_canonical(asdict(f)), sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 

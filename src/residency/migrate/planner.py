@@ -162,17 +162,24 @@ class Planner:
         Compliant placements count towards the replicas (one per spread key); the rest are
         filled greedily in the policy's preference order, as the evaluator picks them.
         """
-        spread: Spread = "location"
-        if decision.rule is not None:
-            spread = self.policy.rule(decision.rule).constraints.spread
-        used: set[str] = set()
-        for loc in placements:
-            facts = self.facts.get(loc)
-            if loc in decision.allowed and facts is not None:
-                key = spread_key(facts, spread)
-                if key is not None:
-                    used.add(key)
-        need = len(decision.chosen) - len(used)
+        used: dict[Spread, set[str]] = {s: set() for s in decision.spreads}
+
+        def fits(facts: LocationFacts) -> bool:
+            keys = [(s, spread_key(facts, s)) for s in decision.spreads]
+            if any(k is None or k in used[s] for s, k in keys):
+                return False
+            for s, k in keys:
+                used[s].add(k)  # type: ignore[arg-type]
+            return True
+
+        kept = sum(
+            1
+            for loc in placements
+            if loc in decision.allowed
+            and (facts := self.facts.get(loc)) is not None
+            and fits(facts)
+        )
+        need = len(decision.chosen) - kept
         copies: list[str] = []
         preference = list(decision.chosen) + [
             a for a in decision.allowed if a not in decision.chosen
@@ -182,10 +189,8 @@ class Planner:
                 break
             if loc in placements or loc not in self.facts:
                 continue
-            key = spread_key(self.facts[loc], spread)
-            if key is None or key in used:
+            if not fits(self.facts[loc]):
                 continue
-            used.add(key)
             copies.append(loc)
             need -= 1
         return tuple(copies)
