@@ -1,4 +1,5 @@
-"""`residency plan | migrate | verify | adopt | sweep`: move data to where the policy wants it.
+"""`residency plan | migrate | verify | adopt | sweep | scan`: move data to where the policy
+wants it, and check that it is there (and nowhere else).
 
 Thin wiring: parse flags, build settings, database and locations, call `residency.migrate`,
 print a Rich summary (or JSON with `--json`). Exit 0 = all good, 1 = findings (objects with no
@@ -61,6 +62,9 @@ def register(app: typer.Typer) -> None:
     app.command("verify")(verify_cmd)
     app.command("adopt")(adopt_cmd)
     app.command("sweep")(sweep_cmd)
+    from residency.cli.scan import scan_cmd
+
+    app.command("scan")(scan_cmd)
 
 
 # --- shared wiring --------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """`residency report`: a compliance report as one self-contained HTML file, or JSON.
 
-Exit 0 when every object is where the policy allows it and no byte the metadata knows of is
-left where the policy forbids it; 1 when not (the report is still written); 2 on bad input.
+Exit 0 when every object is where the policy allows it, no byte the metadata knows of is left
+where the policy forbids it and (with --scan) the locations hold what the metadata says; 1 when
+not (the report is still written); 2 on bad input.
 """
 
 from __future__ import annotations
@@ -48,7 +49,12 @@ def _since(text: str | None) -> datetime | None:
 
 
 def _collect(
-    settings: Settings, policy: Policy, top: int, since: datetime | None, recent: int
+    settings: Settings,
+    policy: Policy,
+    top: int,
+    since: datetime | None,
+    recent: int,
+    scan: bool = False,
 ) -> Report:
     from residency.catalog import CatalogError, load_catalog
     from residency.meta import Database
@@ -60,13 +66,28 @@ def _collect(
         facts = [catalog.facts_for(cfg) for cfg in settings.locations]
     except CatalogError as exc:
         fail(f"location config: {exc}")
+    locations = None
+    if scan:
+        from residency.storage import StorageError, open_locations
+
+        try:
+            locations = open_locations(settings, catalog)
+        except (CatalogError, StorageError, ValueError) as exc:
+            fail(f"location config: {exc}")
     db_file = settings.data_dir / "residency.db"
     if settings.database_url is None and not db_file.exists():
         fail(f"no database at {db_file}: nothing stored yet (check --config / --data-dir)")
 
     async def collect(db: Database) -> Report:
         return await collect_report(
-            db, policy, facts, catalog, top=top, audit_since=since, audit_limit=recent
+            db,
+            policy,
+            facts,
+            catalog,
+            top=top,
+            audit_since=since,
+            audit_limit=recent,
+            scan=locations,
         )
 
     try:
@@ -101,6 +122,11 @@ def report_cmd(
         None, "--config", "-c", help="residency.yaml (default: ./residency.yaml if present)."
     ),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the database lives."),
+    scan: bool = typer.Option(
+        False,
+        "--scan",
+        help="Also list every location and compare it with the metadata (`residency scan`).",
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Where the data is, what the policy does not allow, what fixing it costs, who was refused."""
@@ -110,7 +136,7 @@ def report_cmd(
     settings = cli_settings(config, data_dir, default_locations=True)
     pol = _policy(policy, settings)
     start = _since(since)
-    report = _collect(settings, pol, top, start, recent)
+    report = _collect(settings, pol, top, start, recent, scan)
     target = output if output is not None or json_out else Path("report.html")
     if target is not None:
         tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
@@ -138,5 +164,12 @@ def report_cmd(
         )
         for x in report.leftovers:
             console.print(f"left behind: {x.describe()}", highlight=False, markup=False)
+        if report.scan is not None:
+            console.print(
+                f"drift scan: {report.scan.drift:,} items at "
+                f"{len(report.scan.locations)} locations",
+                highlight=False,
+                markup=False,
+            )
     if not report.compliant:
         raise typer.Exit(EXIT_FINDINGS)

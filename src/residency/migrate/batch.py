@@ -177,6 +177,7 @@ class Obj:
     data_class: str = ""
     subject: str | None = None
     subject_count: int | None = None
+    bucket_policy: str | None = None
     segments: list[Blob] = field(default_factory=list)
     placements: dict[str, str] = field(default_factory=dict)  # location -> state
 
@@ -196,6 +197,7 @@ async def load_objects(
         obj = Obj(v.id, v.bucket_id, v.version_id, v.etag, v.md5, v.sha256, v.crc32c)
         obj.tenant, obj.data_class = v.tenant, v.data_class
         obj.subject, obj.subject_count = v.subject, v.subject_count
+        obj.bucket_policy = v.bucket_policy
         obj.segments = [Blob(*seg) for seg in v.segments]
         obj.placements = v.placements
         out.append(obj)

@@ -1,5 +1,6 @@
-"""One cached decision per distinct (class, subject, count, tenant, bucket): plan, migrate,
-report and scan ask the same question of the same evaluator, and must get the same answer.
+"""One cached decision per distinct (class, subject, count, tenant, bucket, bucket policy):
+plan, migrate, report and scan ask the same question of the same evaluator, and must get the
+same answer. A bucket's own policy narrows the operator's (`policy.effective_policy`).
 
 The evaluator is pure and reads only those attributes, so caching on them is exact; a million
 objects need only as many evaluations as there are distinct tuples. The cache is cleared when
@@ -12,12 +13,13 @@ from collections.abc import Sequence
 
 from residency.catalog.facts import LocationFacts
 from residency.policy import Decision, ObjectAttrs, Policy, evaluate
+from residency.policy.effective import effective_policy
 
 __all__ = ["MAX_CACHED", "Decider"]
 
 MAX_CACHED = 100_000
 
-DecisionKey = tuple[str, str | None, int | None, str | None, str | None]
+DecisionKey = tuple[str, str | None, int | None, str | None, str | None, str | None]
 
 
 class Decider:
@@ -36,8 +38,9 @@ class Decider:
         tenant: str | None,
         bucket: str | None,
         subject_count: int | None = None,
+        bucket_policy: str | None = None,
     ) -> Decision:
-        key = (data_class, subject, subject_count, tenant, bucket)
+        key = (data_class, subject, subject_count, tenant, bucket, bucket_policy)
         decision = self._cache.get(key)
         if decision is None:
             if len(self._cache) >= MAX_CACHED:
@@ -49,7 +52,8 @@ class Decider:
                 tenant=tenant,
                 bucket=bucket,
             )
-            decision = evaluate(self.policy, attrs, self.candidates)
+            policy = effective_policy(self.policy, bucket_policy)
+            decision = evaluate(policy, attrs, self.candidates)
             self._cache[key] = decision
             self.evaluations += 1
         return decision

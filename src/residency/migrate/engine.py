@@ -467,7 +467,12 @@ class Migrator:
         """`Refused` unless the policy in force allows every destination of this copy and
         forbids every location it would drop, for the object's stored classification."""
         decision = self.decider.decide(
-            obj.data_class, obj.subject, obj.tenant, action.bucket, obj.subject_count
+            obj.data_class,
+            obj.subject,
+            obj.tenant,
+            action.bucket,
+            obj.subject_count,
+            obj.bucket_policy,
         )
         allowed = set(decision.allowed)
         what = f"{obj.data_class} data of subject {obj.subject or 'unknown'}"

@@ -39,6 +39,7 @@ from residency.meta.models import Bucket, ObjectVersion, Placement, Tenant
 from residency.meta.types import utcnow
 from residency.migrate.leftovers import collect_leftovers
 from residency.migrate.planner import GIB, Planner, Shape
+from residency.migrate.scan import scan_locations
 from residency.policy import Decision, Policy
 from residency.report.model import (
     AuditKindSummary,
@@ -51,6 +52,7 @@ from residency.report.model import (
     Usage,
     Violation,
 )
+from residency.storage import Location
 
 __all__ = ["AUDIT_KINDS", "CONCERN_GROUP", "collect_report"]
 
@@ -423,8 +425,10 @@ async def collect_report(
     top: int = 50,
     audit_since: datetime | None = None,
     audit_limit: int = 20,
+    scan: Mapping[str, Location] | None = None,
 ) -> Report:
-    """Everything `residency report` shows, from one read-only transaction."""
+    """Everything `residency report` shows, from one read-only transaction; with `scan`, the
+    drift scan of those locations too (it lists every one of them: slow on big stores)."""
     facts = {f.name: f for f in candidates}
     planner = Planner(policy, candidates)
     concern_countries = catalog.expand(CONCERN_GROUP)
@@ -447,6 +451,9 @@ async def collect_report(
         violations = await _largest(session, [g for g in groups if _violates(g)], planner, top)
         audit = await _audit(session, audit_since, audit_limit)
         leftovers = await collect_leftovers(session, planner.decider)
+    drift = None
+    if scan is not None:
+        drift = await scan_locations(db, scan, planner.decider)
     locations = _location_rows(by_location, facts, catalog)
     country_labels = {
         code: _country_name(catalog, code) or code for code in set(country_of.values())
@@ -495,4 +502,5 @@ async def collect_report(
         ),
         audit=audit,
         leftovers=leftovers,
+        scan=drift,
     )

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from residency.migrate.leftovers import Leftover
+from residency.migrate.scan import ScanResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,8 @@ class Report:
     leftovers: list[Leftover] = field(default_factory=list)
     """bytes still at locations the policy forbids though no placement says so (blobs a
     migration released but has not erased yet, parts of open uploads): out of compliance"""
+    scan: ScanResult | None = None
+    """the drift scan (`report --scan`): what the locations really hold against the metadata"""
 
     @property
     def leftover_blobs(self) -> int:
@@ -138,10 +141,12 @@ class Report:
 
     @property
     def compliant(self) -> bool:
-        return not self.violations_total and not self.leftovers
+        drift = self.scan.drift if self.scan is not None else 0
+        return not self.violations_total and not self.leftovers and not drift
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        out["scan"] = self.scan.to_dict() if self.scan is not None else None
         out["leftover_blobs"] = self.leftover_blobs
         out["leftover_bytes"] = sum(x.bytes for x in self.leftovers)
         out["compliant"] = self.compliant

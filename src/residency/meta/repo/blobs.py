@@ -9,20 +9,24 @@ bookkeeping mistake cost disk space instead of data.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, select
+from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from residency.meta.errors import BlobBusy
 from residency.meta.models import (
     BlobIntent,
+    Bucket,
     GarbageBlob,
     MultipartPart,
     MultipartUpload,
+    ObjectVersion,
     Placement,
     Segment,
+    Tenant,
 )
 from residency.meta.repo.chunks import chunks
 from residency.meta.types import utcnow
@@ -221,4 +225,116 @@ async def forget_erased(session: AsyncSession, refs: Iterable[BlobRef]) -> set[B
     for location, keys in _by_location(refs):
         rows = await session.execute(_FORGET_ERASED, {"location": location, "keys": list(keys)})
         found.update((loc, key) for loc, key in rows)
+    return found
+
+
+# --- what the metadata says is at a location (the drift scan) ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedBlob:
+    """A segment blob that a placement says is at a location, with its object's classification."""
+
+    blob_key: str
+    segment_id: int
+    size: int
+    bucket: str
+    key: str
+    version_id: str
+    tenant: str
+    data_class: str
+    subject: str | None
+    subject_count: int | None
+    bucket_policy: str | None
+
+
+async def placed_blobs(
+    session: AsyncSession, location: str, *, after: tuple[str, int] | None, limit: int
+) -> list[PlacedBlob]:
+    """The next `limit` blobs placed at `location`, ordered by (blob key, segment id) after
+    `after`: byte order of the keys (binary collation), the order a sorted listing has."""
+    key_col: Any = Segment.blob_key
+    if session.get_bind().dialect.name == "postgresql":
+        key_col = Segment.blob_key.collate("C")
+    query = (
+        select(
+            Segment.blob_key,
+            Segment.id,
+            Segment.size,
+            Bucket.name,
+            ObjectVersion.key,
+            ObjectVersion.version_id,
+            Tenant.name,
+            ObjectVersion.data_class,
+            ObjectVersion.subject,
+            ObjectVersion.subject_count,
+            Bucket.policy,
+        )
+        .join(Placement, Placement.object_version_id == Segment.object_version_id)
+        .join(ObjectVersion, ObjectVersion.id == Segment.object_version_id)
+        .join(Bucket, Bucket.id == ObjectVersion.bucket_id)
+        .join(Tenant, Tenant.id == Bucket.tenant_id)
+        .where(Placement.location == location)
+        .order_by(key_col, Segment.id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(
+            or_(key_col > after[0], and_(Segment.blob_key == after[0], Segment.id > after[1]))
+        )
+    return [PlacedBlob(*row) for row in await session.execute(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class KnownBlob:
+    """What else the metadata knows of a blob at a location: garbage awaiting deletion, a write
+    in flight (intent) or a part of an open upload."""
+
+    kind: str
+    """'garbage', 'intent' or 'part'"""
+    reason: str | None = None
+    """the garbage reason"""
+    upload: tuple[str, str | None, int | None, str, str, str | None, str] | None = None
+    """for a part: (class, subject, count, tenant, bucket, bucket policy, upload id)"""
+
+
+async def known_blobs(
+    session: AsyncSession, location: str, keys: Sequence[str]
+) -> dict[str, list[KnownBlob]]:
+    """For each of `keys` at `location` that the metadata knows other than as a placement."""
+    found: dict[str, list[KnownBlob]] = {}
+    for chunk in chunks(sorted(set(keys))):
+        keys_in = list(chunk)
+        for key, reason in await session.execute(
+            select(_GARBAGE.c.blob_key, _GARBAGE.c.reason).where(
+                _GARBAGE.c.location == location, _GARBAGE.c.blob_key.in_(keys_in)
+            )
+        ):
+            found.setdefault(key, []).append(KnownBlob("garbage", reason=reason))
+        for (key,) in await session.execute(
+            select(_INTENTS.c.blob_key).where(
+                _INTENTS.c.location == location, _INTENTS.c.blob_key.in_(keys_in)
+            )
+        ):
+            found.setdefault(key, []).append(KnownBlob("intent"))
+        for row in await session.execute(
+            select(
+                MultipartPart.blob_key,
+                MultipartUpload.locations,
+                MultipartUpload.data_class,
+                MultipartUpload.subject,
+                MultipartUpload.subject_count,
+                Tenant.name,
+                Bucket.name,
+                Bucket.policy,
+                MultipartUpload.upload_id,
+            )
+            .join(MultipartUpload, MultipartUpload.id == MultipartPart.multipart_upload_id)
+            .join(Bucket, Bucket.id == MultipartUpload.bucket_id)
+            .join(Tenant, Tenant.id == Bucket.tenant_id)
+            .where(MultipartPart.blob_key.in_(keys_in))
+        ):
+            key, locations, *upload = row
+            if location in (locations or []):
+                found.setdefault(key, []).append(KnownBlob("part", upload=tuple(upload)))  # type: ignore[arg-type]
     return found

@@ -78,6 +78,7 @@ _LOAD_VERSIONS = (
         _VERSIONS.c.data_class,
         _VERSIONS.c.subject,
         _VERSIONS.c.subject_count,
+        _BUCKETS.c.policy,
     )
     .join(_BUCKETS, _BUCKETS.c.id == _VERSIONS.c.bucket_id)
     .join(_TENANTS, _TENANTS.c.id == _BUCKETS.c.tenant_id)
@@ -133,9 +134,30 @@ class LoadedVersion:
     data_class: str
     subject: str | None
     subject_count: int | None
+    bucket_policy: str | None
+    """the bucket's own policy (it narrows the operator's)"""
     segments: list[tuple[int, str, int, str]]
     """(segment id, blob key, size, etag)"""
     placements: dict[str, str]
+
+
+_LOADED_FIELDS = (
+    "id",
+    "bucket_id",
+    "version_id",
+    "etag",
+    "md5",
+    "sha256",
+    "crc32c",
+    "key",
+    "bucket",
+    "tenant",
+    "data_class",
+    "subject",
+    "subject_count",
+    "bucket_policy",
+)
+"""`LoadedVersion`'s fields in `_LOAD_VERSIONS`' column order"""
 
 
 async def load_latest_versions(
@@ -147,13 +169,8 @@ async def load_latest_versions(
     found: dict[str, LoadedVersion] = {}
     for chunk in chunks(wanted):
         for row in await session.execute(_LOAD_VERSIONS, {"vids": list(chunk)}):
-            ov_id, bucket_id, vid, etag, md5, sha256, crc32c, key, bucket, tenant, cls, subj, n = (
-                row
-            )
-            found[vid] = LoadedVersion(
-                ov_id, bucket_id, vid, etag, md5, sha256, crc32c, key, bucket, tenant, cls, subj, n,
-                segments=[], placements={},
-            )  # fmt: skip
+            fields = dict(zip(_LOADED_FIELDS, row, strict=True))
+            found[row.version_id] = LoadedVersion(**fields, segments=[], placements={})
     by_id = {v.id: v for v in found.values()}
     for id_chunk in chunks(sorted(by_id)):
         ids = list(id_chunk)
