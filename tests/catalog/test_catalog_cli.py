@@ -41,7 +41,43 @@ def test_regions_json_carries_typed_prices(cli: Cli) -> None:
     assert ashburn["country"] == "US"
     assert ashburn["country_name"] == "United States"
     assert ashburn["storage_usd_per_gb_month"] == pytest.approx(0.0255)
-    assert rows["eu-frankfurt-2"]["storage_usd_per_gb_month"] is None
+    assert ashburn["price_source"].startswith("shared/catalog")
+    assert ashburn["price_date"] == "2026-11"
+    assert rows["us-langley-1"]["storage_usd_per_gb_month"] is None
+    assert rows["us-langley-1"]["price_source"] == ""
+
+
+def test_regions_table_shows_the_operator_and_its_foreign_parent(cli: Cli) -> None:
+    result = cli("catalog", "regions", "--provider", "aws", "--country", "CN")
+    assert result.code == 0, result.stderr
+    assert "operator" in result.stdout
+    assert "Beijing Sinnet Technology" in result.stdout
+    eusc = cli("catalog", "regions", "--provider", "aws", "--country", "DE")
+    assert "AWS European Sovereign Cloud GmbH (DE), 100% Amazon.com Inc. (US)" in eusc.stdout
+    assert "Amazon Web Services (US)" in eusc.stdout  # Frankfurt: the provider runs it
+
+
+def test_regions_table_shows_members_of_multi_country_regions(cli: Cli) -> None:
+    result = cli("catalog", "regions", "--provider", "gcp", "--group", "EU")
+    assert result.code == 0, result.stderr
+    lines = {line.split()[1]: line for line in result.stdout.splitlines() if "gcp " in line}
+    assert "EU (27)" in lines["eu"]
+    assert "FI NL" in lines["eur4"]
+
+
+def test_regions_json_carries_members_and_operator(cli: Cli) -> None:
+    result = cli("catalog", "regions", "-p", "gcp", "--json")
+    assert result.code == 0, result.stderr
+    rows = {r["id"]: r for r in json.loads(result.stdout)}
+    eu = rows["eu"]
+    assert eu["country"] is None
+    assert len(eu["countries"]) == 27
+    assert eu["countries"] == sorted(eu["countries"])
+    assert (eu["operator"], eu["operator_hq"], eu["parent_share"]) == ("Google Cloud", "US", 100)
+    s3ns = rows["u-france-east1"]
+    assert (s3ns["operator"], s3ns["operator_hq"], s3ns["parent_hq"]) == ("S3NS", "FR", "FR")
+    assert s3ns["parent_share"] is None
+    assert rows["us-central1"]["countries"] == ["US"]
 
 
 def test_regions_with_no_match_is_not_an_error(cli: Cli) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
 from importlib.resources import files
 from pathlib import Path
@@ -56,7 +57,7 @@ def test_countries_are_the_iso_3166_1_alpha_2_set(countries: dict[str, dict[str,
 def test_no_duplicate_provider_region_pairs(regions: list[dict[str, str]]) -> None:
     pairs = Counter((r["provider_id"], r["region_id"]) for r in regions)
     assert [p for p, n in pairs.items() if n > 1] == []
-    assert len(pairs) == 508
+    assert len(pairs) == 509
 
 
 def test_every_region_provider_exists(
@@ -120,6 +121,103 @@ def test_vendor_headquarters(providers: dict[str, dict[str, str]], provider: str
     assert providers[provider]["hq_country"] == hq
 
 
+def by_key(regions: list[dict[str, str]]) -> dict[tuple[str, str], dict[str, str]]:
+    return {(r["provider_id"], r["region_id"]): r for r in regions}
+
+
+def members(row: dict[str, str]) -> set[str]:
+    return set(row["countries"].split(";")) if row["countries"] else set()
+
+
+def test_multi_country_regions_list_their_members(
+    regions: list[dict[str, str]], groups: dict[str, dict[str, object]]
+) -> None:
+    rows = by_key(regions)
+    eu = set(groups["EU"]["members"])  # type: ignore[call-overload]
+    assert members(rows["gcp", "eu"]) == eu
+    assert members(rows["cloudflare", "jurisdiction-eu"]) == eu
+    assert members(rows["gcp", "eur4"]) == {"FI", "NL"}
+    assert members(rows["ibm", "eu"]) == {"NL", "DE", "IT"}
+    assert members(rows["ibm", "ap"]) == {"JP", "AU"}
+    assert rows["ibm", "ap"]["continent"] == ""  # Tokyo/Osaka and Sydney span two continents
+    # GCS `asia` is conservative: Hong Kong has a Google region, so it is a possible member.
+    assert "HK" in members(rows["gcp", "asia"])
+    # Multi-region inside one country: the country is set and the member list repeats it.
+    assert (rows["gcp", "us"]["country"], members(rows["gcp", "us"])) == ("US", {"US"})
+
+
+def test_r2_location_hints_stay_unprovable(regions: list[dict[str, str]]) -> None:
+    hints = [
+        r
+        for r in regions
+        if r["provider_id"] == "cloudflare" and not r["region_id"].startswith("jurisdiction-")
+    ]
+    assert {r["region_id"] for r in hints} == {"auto", "wnam", "enam", "weur", "eeur", "apac", "oc"}
+    assert all(r["country"] == "" and r["countries"] == "" for r in hints)
+
+
+def test_a_region_with_members_has_no_other_country(regions: list[dict[str, str]]) -> None:
+    wrong = [
+        (r["provider_id"], r["region_id"])
+        for r in regions
+        if r["countries"] and r["country"] and members(r) != {r["country"]}
+    ]
+    assert wrong == []
+
+
+def test_every_price_names_its_source_and_month(regions: list[dict[str, str]]) -> None:
+    for r in regions:
+        key = (r["provider_id"], r["region_id"])
+        priced = bool(r["storage_usd_per_gb_month"] or r["egress_usd_per_gb_internet"])
+        if priced:
+            assert r["price_source"], key
+            assert re.fullmatch(r"20\d\d-(0[1-9]|1[0-2])", r["price_date"]), key
+        else:
+            assert (r["price_source"], r["price_date"]) == ("", ""), key
+
+
+@pytest.mark.parametrize(
+    ("provider", "region", "operator", "operator_hq", "parent_hq", "share"),
+    [
+        ("aws", "cn-north-1", "Beijing Sinnet Technology", "CN", "CN", "100"),
+        ("aws", "cn-northwest-1", "Ningxia Western Cloud Data Technology", "CN", "CN", "100"),
+        ("aws", "eusc-de-east-1", "AWS European Sovereign Cloud GmbH", "DE", "US", "100"),
+        ("azure", "chinaeast2", "Shanghai Blue Cloud Technology", "CN", "CN", "100"),
+        ("azure", "bleufrancecentral", "Bleu", "FR", "FR", "100"),
+        ("azure", "deloscloudgermanycentral", "Delos Cloud GmbH", "DE", "DE", "100"),
+        ("oci", "eu-frankfurt-2", "Oracle EU Sovereign Cloud", "DE", "US", "100"),
+        ("oci", "eu-madrid-2", "Oracle EU Sovereign Cloud", "ES", "US", "100"),
+        ("gcp", "u-france-east1", "S3NS", "FR", "FR", ""),  # Thales majority, stake unpublished
+        ("alibaba", "ap-southeast-1", "Alibaba Cloud (Singapore)", "SG", "CN", "100"),
+        ("ovhcloud", "us-east-va", "OVH US LLC", "US", "FR", "100"),
+    ],
+)
+def test_partner_and_subsidiary_operators(
+    regions: list[dict[str, str]],
+    provider: str,
+    region: str,
+    operator: str,
+    operator_hq: str,
+    parent_hq: str,
+    share: str,
+) -> None:
+    row = by_key(regions)[provider, region]
+    assert row["operator"].startswith(operator)
+    assert (row["operator_hq"], row["parent_hq"], row["parent_share"]) == (
+        operator_hq,
+        parent_hq,
+        share,
+    )
+
+
+def test_licensors_are_not_recorded_as_owners(regions: list[dict[str, str]]) -> None:
+    rows = by_key(regions)
+    for key in (("azure", "bleufrancecentral"), ("azure", "deloscloudgermanycentral")):
+        assert "Microsoft" not in rows[key]["parent"]
+    assert "Amazon" not in rows["aws", "cn-north-1"]["parent"]
+    assert "Google" not in rows["gcp", "u-france-east1"]["parent"]
+
+
 def test_every_group_has_a_citation_and_quoted_norway(groups: dict[str, dict[str, object]]) -> None:
     for name, body in groups.items():
         assert isinstance(body.get("citation"), str), name
@@ -148,11 +246,16 @@ def edit(path: Path, old: str, new: str) -> None:
 
 def test_unmodified_copy_loads(data_copy: Path) -> None:
     cat = read_catalog(data_copy)
-    assert len(cat.regions) == 508
+    assert len(cat.regions) == 509
     assert len(cat.providers) == 26
 
 
-SG = "alibaba,ap-southeast-1,Singapore,SG,Asia,"
+SG = "alibaba,ap-southeast-1,Singapore,SG,,Asia,"
+US_EAST = "aws,us-east-1,Northern Virginia,US,,North America,s3.us-east-1.amazonaws.com,"
+BEIJING = 'CN,100,"partition=aws-cn; China (Beijing)'
+GCS_US = "gcp,us,,US,US,North America,"
+GCS_EU = "gcp,eu,,,AT;BE;"
+EUSC_PRICES = "s3.eusc-de-east-1.amazonaws.eu,,,,,"
 
 
 @pytest.mark.parametrize(
@@ -166,20 +269,58 @@ SG = "alibaba,ap-southeast-1,Singapore,SG,Asia,"
         (
             "regions.csv",
             "\nalibaba,ap-southeast-1,",
-            "\nalibaba,ap-southeast-1,x,SG,Asia,e,,,dup\nalibaba,ap-southeast-1,",
+            "\nalibaba,ap-southeast-1,x,SG,,Asia,e,,,,,,,,,,dup\nalibaba,ap-southeast-1,",
             "duplicate region alibaba ap-southeast-1",
         ),
+        ("regions.csv", US_EAST + "0.023,", US_EAST + "-1,", "must be a non-negative number"),
+        ("regions.csv", US_EAST + "0.023,", US_EAST + "cheap,", "'cheap' is not a number"),
+        # member countries: known ISO codes, consistent with country and continent
+        ("regions.csv", GCS_EU, "gcp,eu,,,AT;ZZ;", "countries member 'ZZ' is not in countries"),
+        ("regions.csv", GCS_EU, "gcp,eu,,,AT;AT;", "lists a country twice"),
+        ("regions.csv", GCS_EU, "gcp,eu,,,AT;;", "has an empty member"),
+        ("regions.csv", GCS_EU, "gcp,eu,,,JP;BE;", "countries JP are not in Europe"),
+        ("regions.csv", GCS_US, "gcp,us,,US,US;CA,North America,", "contradicts country US"),
+        ("regions.csv", GCS_US, "gcp,us,,,US,North America,", "put it in `country` instead"),
+        # who runs it: ISO headquarters, a parent, a whole percent
+        ("regions.csv", BEIJING, BEIJING.replace(",100,", ",150,"), "must be a whole percent"),
+        ("regions.csv", BEIJING, BEIJING.replace(",100,", ",half,"), "must be a whole percent"),
+        ("regions.csv", BEIJING, BEIJING.replace("CN,100", "PRC,100"), "'PRC' is not an ISO"),
         (
             "regions.csv",
-            "aws,us-east-1,Northern Virginia,US,North America,s3.us-east-1.amazonaws.com,0.023,",
-            "aws,us-east-1,Northern Virginia,US,North America,s3.us-east-1.amazonaws.com,-1,",
-            "must be a non-negative number",
+            '"Beijing Sinnet Technology Co., Ltd.",CN,"Beijing',
+            '"Beijing Sinnet Technology Co., Ltd.",,"Beijing',
+            "needs an operator_hq",
         ),
         (
             "regions.csv",
-            "aws,us-east-1,Northern Virginia,US,North America,s3.us-east-1.amazonaws.com,0.023,",
-            "aws,us-east-1,Northern Virginia,US,North America,s3.us-east-1.amazonaws.com,cheap,",
-            "'cheap' is not a number",
+            ',"Beijing Sinnet Technology Co., Ltd.",CN,100,',
+            ",,,100,",
+            "needs its ultimate parent and parent_hq",
+        ),
+        (
+            "regions.csv",
+            EUSC_PRICES + "AWS European Sovereign Cloud GmbH,",
+            EUSC_PRICES + ",",
+            "set operator too",
+        ),
+        # every price names its source and month, and only prices do
+        (
+            "regions.csv",
+            "(approximate list prices),2026-11,,,,,,partition=aws; US East (N. Virginia);",
+            "(approximate list prices),Nov 2026,,,,,,partition=aws; US East (N. Virginia);",
+            "price_date 'Nov 2026' must be a month",
+        ),
+        (
+            "regions.csv",
+            US_EAST + "0.023,0.09,shared/catalog 2026-11-23 (approximate list prices),",
+            US_EAST + "0.023,0.09,,",
+            "a price needs a price_source",
+        ),
+        (
+            "regions.csv",
+            EUSC_PRICES,
+            "s3.eusc-de-east-1.amazonaws.eu,,,guess,2026-11,",
+            "need a price to describe",
         ),
         ("regions.csv", "provider_id,region_id", "provider,region_id", "expected header"),
         (

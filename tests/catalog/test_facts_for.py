@@ -30,7 +30,54 @@ def test_cloud_region_takes_facts_from_the_catalog(cat: Catalog) -> None:
         continent="Asia",
         storage_usd_per_gb_month=None,
         egress_usd_per_gb=None,
+        countries=frozenset({"SG"}),
+        operator="Alibaba Cloud (Singapore) Private Limited",
+        operator_hq="SG",
+        parent="Alibaba Group Holding Ltd.",
+        parent_hq="CN",
+        parent_share=100,
     )
+
+
+def test_provider_run_region_defaults_to_the_provider(cat: Catalog) -> None:
+    facts = cat.facts_for(loc(provider="oci", region="us-ashburn-1"))
+    assert (facts.operator, facts.operator_hq) == ("Oracle Cloud Infrastructure", "US")
+    assert (facts.parent, facts.parent_hq, facts.parent_share) == ("Oracle Corp.", "US", 100)
+    assert facts.countries == {"US"}
+
+
+def test_aws_beijing_is_run_by_sinnet_in_cn(cat: Catalog) -> None:
+    facts = cat.facts_for(loc(provider="aws", region="cn-north-1"))
+    assert facts.vendor_hq == "US"  # the brand stays Amazon's
+    assert facts.operator == "Beijing Sinnet Technology Co., Ltd."
+    assert (facts.operator_hq, facts.parent_hq, facts.parent_share) == ("CN", "CN", 100)
+    assert "Amazon" not in facts.parent
+    assert facts.countries == {"CN"}
+
+
+def test_aws_european_sovereign_cloud_is_german_with_a_us_parent(cat: Catalog) -> None:
+    facts = cat.facts_for(loc(provider="aws", region="eusc-de-east-1"))
+    assert (facts.country, facts.operator_hq) == ("DE", "DE")
+    assert facts.operator == "AWS European Sovereign Cloud GmbH"
+    assert (facts.parent, facts.parent_hq, facts.parent_share) == ("Amazon.com Inc.", "US", 100)
+
+
+def test_bleu_is_french_owned_not_microsoft(cat: Catalog) -> None:
+    facts = cat.facts_for(loc(provider="azure", region="bleufrancecentral"))
+    assert (facts.vendor_hq, facts.operator_hq, facts.parent_hq) == ("US", "FR", "FR")
+    assert "Microsoft" not in facts.parent
+
+
+def test_gcs_eu_lists_the_eu_member_states(cat: Catalog) -> None:
+    facts = cat.facts_for(loc(provider="gcp", region="eu"))
+    assert facts.country is None
+    assert facts.countries == cat.group("EU")
+    assert not {"GB", "CH"} & facts.countries  # London and Zurich are not EU members
+
+
+def test_r2_location_hint_has_no_known_countries(cat: Catalog) -> None:
+    facts = cat.facts_for(loc(provider="cloudflare", region="weur"))
+    assert (facts.country, facts.countries) == (None, frozenset())
 
 
 def test_oci_ashburn_facts_carry_prices(cat: Catalog) -> None:
@@ -53,6 +100,12 @@ def test_own_data_center_uses_config_country_and_has_no_vendor(cat: Catalog) -> 
         city="Falkenstein",
         country="DE",
         continent="Europe",
+        countries=frozenset({"DE"}),
+        operator="Self-hosted / on-premises",
+        operator_hq=None,
+        parent="",
+        parent_hq=None,
+        parent_share=None,
     )
 
 

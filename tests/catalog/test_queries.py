@@ -78,18 +78,50 @@ def test_find_by_country_is_case_insensitive(cat: Catalog) -> None:
     assert {"aws", "alibaba", "oci", "huawei"} <= {r.provider for r in upper}
 
 
-def test_find_by_group_keeps_members_only_and_skips_multi_country(cat: Catalog) -> None:
+def test_find_by_group_keeps_regions_whose_every_country_is_a_member(cat: Catalog) -> None:
     eu = cat.find_regions(group="@eu")
+    assert all(r.countries and r.countries <= cat.groups["EU"] for r in eu)
     countries = {r.country for r in eu}
-    assert countries <= cat.groups["EU"]
     assert {"DE", "FR", "IE"} <= countries
     assert "GB" not in countries
     assert "CH" not in countries
     keys = {(r.provider, r.id) for r in eu}
     assert ("aws", "eu-central-1") in keys
-    # GCS `eu` spans several member states: it cannot prove a country, so it never matches.
-    assert ("gcp", "eu") not in keys
-    assert ("cloudflare", "jurisdiction-eu") not in keys
+    # GCS `eu` and R2's EU jurisdiction only use EU member states, so they are in the group...
+    assert {("gcp", "eu"), ("cloudflare", "jurisdiction-eu"), ("gcp", "eur4")} <= keys
+    # ...but an R2 location hint (members unknown) never is, and neither is a single country.
+    assert ("cloudflare", "weur") not in keys
+    assert ("gcp", "eu") not in {(r.provider, r.id) for r in cat.find_regions(country="DE")}
+
+
+def test_multi_country_region_with_a_non_member_is_outside_the_group(cat: Catalog) -> None:
+    coc = {(r.provider, r.id) for r in cat.find_regions(group="COUNTRIES_OF_CONCERN")}
+    assert ("gcp", "asia") not in coc  # HK is a possible member, JP is not a country of concern
+    five_eyes = {(r.provider, r.id) for r in cat.find_regions(group="FIVE_EYES")}
+    assert ("ibm", "ap") not in five_eyes  # Sydney is, Tokyo is not
+    assert ("gcp", "us") in five_eyes
+
+
+def test_prc_brands_are_owned_from_cn_wherever_their_regions_are(cat: Catalog) -> None:
+    # 28 CFR 202 and PADFA look through local subsidiaries to the owner: none may lose it.
+    prc = {p.id for p in cat.providers.values() if p.hq_country == "CN"}
+    regions = [r for r in cat.regions if r.provider in prc]
+    assert regions
+    assert all(r.parent_hq == "CN" and r.parent_share == 100 for r in regions)
+    ali_sg = cat.region("alibaba", "ap-southeast-1")
+    assert (ali_sg.operator_hq, ali_sg.parent) == ("SG", "Alibaba Group Holding Ltd.")
+
+
+def test_every_operator_and_parent_hq_is_a_known_country(cat: Catalog) -> None:
+    for r in cat.regions:
+        if r.provider == "self":
+            assert (r.operator_hq, r.parent_hq, r.parent_share) == (None, None, None)
+            continue
+        assert r.operator, (r.provider, r.id)
+        assert r.operator_hq in cat.countries, (r.provider, r.id)
+        assert r.parent, (r.provider, r.id)
+        assert r.parent_hq in cat.countries, (r.provider, r.id)
+        assert r.parent_share is None or 0 <= r.parent_share <= 100
 
 
 def test_filters_combine(cat: Catalog) -> None:

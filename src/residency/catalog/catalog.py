@@ -84,8 +84,9 @@ class Catalog:
     ) -> list[Region]:
         """Regions matching every given filter, in catalog order.
 
-        `group` takes a group name (`EU`, `@EEA`). Multi-country regions have no country, so a
-        country or group filter never matches them: they cannot prove where data sits.
+        `group` takes a group name (`EU`, `@EEA`). A region matches only where every country its
+        bytes may sit in matches: GCS `eu` (EU member states) is in group EU but in no single
+        country, and a region whose members nobody publishes (R2 hints) never matches.
         """
         if provider is not None:
             self.provider(provider)
@@ -95,8 +96,8 @@ class Catalog:
             r
             for r in self.regions
             if (provider is None or r.provider == provider)
-            and (code is None or r.country == code)
-            and (members is None or (r.country is not None and r.country in members))
+            and (code is None or r.countries == {code})
+            and (members is None or (bool(r.countries) and r.countries <= members))
         ]
 
     # -- countries and groups -------------------------------------------------------------------
@@ -157,10 +158,11 @@ class Catalog:
     def facts_for(self, cfg: LocationConfig) -> LocationFacts:
         """The facts the policy engine reasons about for one configured location.
 
-        A cloud location takes country, continent, vendor HQ and prices from its region; a
-        `country:` in the config must agree with the catalog (it cannot move a region). Provider
-        `self` is an own data center: its country comes from the config and is required, its
-        region id is the operator's own label, and it has no vendor (vendor_hq None).
+        A cloud location takes country, member countries, continent, vendor HQ, operator and
+        owner, and prices from its region; a `country:` in the config must agree with the
+        catalog (it cannot move a region). Provider `self` is an own data center: its country
+        comes from the config and is required, its region id is the operator's own label, it
+        has no vendor, and the operator runs it itself (every HQ and the share None).
         """
         try:
             provider = self.provider(cfg.provider)
@@ -190,6 +192,12 @@ class Catalog:
             continent=region.continent,
             storage_usd_per_gb_month=region.storage_usd_per_gb_month,
             egress_usd_per_gb=region.egress_usd_per_gb,
+            countries=region.countries,
+            operator=region.operator,
+            operator_hq=region.operator_hq,
+            parent=region.parent,
+            parent_hq=region.parent_hq,
+            parent_share=region.parent_share,
         )
 
     def _own_facts(self, cfg: LocationConfig, provider: Provider) -> LocationFacts:
@@ -208,6 +216,8 @@ class Catalog:
             city=cfg.city or "",
             country=country.code,
             continent=country.continent,
+            countries=frozenset({country.code}),
+            operator=provider.name,
         )
 
     # -- hints ----------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Read the vendored catalog files and refuse data that would mislead a residency decision.
 
 Every check that protects a policy decision runs at load time (unknown country codes, a region
-whose continent disagrees with its country, duplicate regions, a vendor without an HQ country),
+whose continent disagrees with its country, member countries that contradict the region, an
+operator without an HQ country, an ownership share outside 0-100, a price without a source),
 so a bad edit to the data fails loudly with file:line instead of placing data in the wrong
-country.
+country or with the wrong owner.
 """
 
 from __future__ import annotations
@@ -48,16 +49,26 @@ REGION_COLUMNS = (
     "region_id",
     "city",
     "country",
+    "countries",
     "continent",
     "s3_endpoint",
     "storage_usd_per_gb_month",
     "egress_usd_per_gb_internet",
+    "price_source",
+    "price_date",
+    "operator",
+    "operator_hq",
+    "parent",
+    "parent_hq",
+    "parent_share",
     "notes",
 )
 OPENDAL_SCHEMES = frozenset({"s3", "oss", "cos", "obs", "azblob", "gcs"})
 _CODE_RE = re.compile(r"[A-Z]{2}")
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _GROUP_RE = re.compile(r"[A-Z][A-Z0-9_]*")
+_MONTH_RE = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+_SHARE_RE = re.compile(r"\d{1,3}")
 
 
 @functools.cache
@@ -195,6 +206,7 @@ def _read_regions(
         pid, rid = row["provider_id"], row["region_id"]
         if pid not in providers:
             raise CatalogError(f"{where}: region {rid!r} names unknown provider {pid!r}")
+        provider = providers[pid]
         if not rid:
             raise CatalogError(f"{where}: {pid} region has no region_id")
         if (pid, rid) in seen:
@@ -212,24 +224,125 @@ def _read_regions(
                     f"{where}: {pid} {rid} is in {country}, which is in {expected}, "
                     f"not {continent or 'no continent'}"
                 )
+        members = _members(row["countries"], where, country, continent, countries)
+        storage = _price(row["storage_usd_per_gb_month"], where, "storage_usd_per_gb_month")
+        egress = _price(row["egress_usd_per_gb_internet"], where, "egress_usd_per_gb_internet")
+        _check_price_source(row, where, priced=storage is not None or egress is not None)
+        operator, operator_hq, parent, parent_hq, share = _operator(row, where, provider, countries)
         regions.append(
             Region(
                 provider=pid,
                 id=rid,
                 city=row["city"],
                 country=country,
+                countries=members,
                 continent=continent,
                 endpoint=row["s3_endpoint"],
-                storage_usd_per_gb_month=_price(
-                    row["storage_usd_per_gb_month"], where, "storage_usd_per_gb_month"
-                ),
-                egress_usd_per_gb=_price(
-                    row["egress_usd_per_gb_internet"], where, "egress_usd_per_gb_internet"
-                ),
+                storage_usd_per_gb_month=storage,
+                egress_usd_per_gb=egress,
+                price_source=row["price_source"],
+                price_date=row["price_date"],
+                operator=operator,
+                operator_hq=operator_hq,
+                parent=parent,
+                parent_hq=parent_hq,
+                parent_share=share,
                 notes=row["notes"],
             )
         )
     return regions
+
+
+def _members(
+    value: str,
+    where: str,
+    country: str | None,
+    continent: str,
+    countries: dict[str, Country],
+) -> frozenset[str]:
+    """Where a region's bytes may sit; empty only for a multi-country region nobody maps.
+
+    A multi-country row lists its members (`AT;BE;…`) with an empty `country`; a single-country
+    row may repeat its country there (GCS `us`), never name another.
+    """
+    if not value:
+        return frozenset({country}) if country is not None else frozenset()
+    codes = [code.strip() for code in value.split(";")]
+    for code in codes:
+        if not code:
+            raise CatalogError(f"{where}: countries {value!r} has an empty member")
+        _country_code(code, where, "countries member", countries)
+    if len(set(codes)) != len(codes):
+        raise CatalogError(f"{where}: countries {value!r} lists a country twice")
+    members = frozenset(codes)
+    if country is not None and members != {country}:
+        raise CatalogError(
+            f"{where}: countries {value!r} contradicts country {country}: a region with a "
+            "country lists only that country (or nothing)"
+        )
+    if country is None and len(members) == 1:
+        raise CatalogError(
+            f"{where}: countries {value!r} is a single country: put it in `country` instead"
+        )
+    if continent:
+        elsewhere = sorted(c for c in members if countries[c].continent != continent)
+        if elsewhere:
+            raise CatalogError(
+                f"{where}: countries {', '.join(elsewhere)} are not in {continent}; "
+                "leave continent empty for a region that spans continents"
+            )
+    return members
+
+
+def _check_price_source(row: dict[str, str], where: str, *, priced: bool) -> None:
+    """A price nobody can trace is worse than none: each one needs a source and a month."""
+    source, month = row["price_source"], row["price_date"]
+    if not priced:
+        if source or month:
+            raise CatalogError(f"{where}: price_source and price_date need a price to describe")
+        return
+    if not source:
+        raise CatalogError(f"{where}: a price needs a price_source")
+    if not _MONTH_RE.fullmatch(month):
+        raise CatalogError(f"{where}: price_date {month!r} must be a month such as 2026-11")
+
+
+def _operator(
+    row: dict[str, str], where: str, provider: Provider, countries: dict[str, Country]
+) -> tuple[str, str | None, str, str | None, int | None]:
+    """(operator, operator_hq, parent, parent_hq, parent_share) with the provider as default.
+
+    Empty operator columns mean the provider runs the region itself: operator = the brand,
+    parent = its parent company, both HQ'd in the provider's country, 100 %. For `self` (no
+    vendor) the HQ countries and the share stay unknown.
+    """
+    operator, operator_hq = row["operator"], row["operator_hq"]
+    parent, parent_hq, share = row["parent"], row["parent_hq"], row["parent_share"]
+    if not operator:
+        if operator_hq or parent or parent_hq or share:
+            raise CatalogError(
+                f"{where}: operator_hq, parent, parent_hq and parent_share describe an "
+                "operator: set operator too, or leave all five empty when the provider runs it"
+            )
+        if provider.is_self:
+            return provider.name, None, "", None, None
+        return provider.name, provider.hq_country, provider.parent, provider.hq_country, 100
+    if provider.is_self:
+        raise CatalogError(f"{where}: provider self is run by the operator: leave operator empty")
+    if not operator_hq:
+        raise CatalogError(f"{where}: operator {operator!r} needs an operator_hq")
+    _country_code(operator_hq, where, "operator_hq", countries)
+    if not parent or not parent_hq:
+        raise CatalogError(
+            f"{where}: operator {operator!r} needs its ultimate parent and parent_hq "
+            "(the operator itself when nobody owns it)"
+        )
+    _country_code(parent_hq, where, "parent_hq", countries)
+    if not share:
+        return operator, operator_hq, parent, parent_hq, None
+    if not _SHARE_RE.fullmatch(share) or int(share) > 100:
+        raise CatalogError(f"{where}: parent_share {share!r} must be a whole percent, 0-100")
+    return operator, operator_hq, parent, parent_hq, int(share)
 
 
 def _read_groups(path: Traversable, countries: dict[str, Country]) -> dict[str, CountryGroup]:

@@ -43,22 +43,39 @@ class Provider:
 
 @dataclass(frozen=True, slots=True)
 class Region:
-    """One place a provider stores bytes.
+    """One place a provider stores bytes, and who runs it.
 
-    `country` is None when the region spans several countries (GCS `eu`, R2 location hints):
-    such a region cannot prove where data sits. `continent` is empty when it spans continents.
+    `country` is None when the region spans several countries (GCS `eu`, R2 location hints).
+    `countries` is where the bytes may sit: `{country}` for a single-country region, the member
+    states of a multi-country region, empty when the provider does not say (such a region can
+    never prove where data sits). `continent` is empty when the region spans continents.
+
+    Who runs it matters to the law as much as where (28 CFR 202 and PADFA look at ownership):
+    `operator` is the entity that runs the region (a local partner such as Sinnet for AWS
+    Beijing, else the provider), `parent` its ultimate parent and `parent_share` the percent of
+    the operator the parent owns (None = unknown). HQ fields are ISO codes, None only for `self`.
+
     Prices are list prices in USD (None = unknown): first-tier standard storage per GB-month and
-    first paid tier of internet egress per GB.
+    first paid tier of internet egress per GB; `price_source` and `price_date` (YYYY-MM) say
+    where a price comes from, both empty when the region has no price.
     """
 
     provider: str
     id: str
     city: str
     country: str | None
+    countries: frozenset[str]
     continent: str
     endpoint: str
     storage_usd_per_gb_month: float | None
     egress_usd_per_gb: float | None
+    price_source: str
+    price_date: str
+    operator: str
+    operator_hq: str | None
+    parent: str
+    parent_hq: str | None
+    parent_share: int | None
     notes: str
 
 

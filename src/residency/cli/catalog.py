@@ -84,10 +84,14 @@ def regions(
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """List regions with city, country and list prices; filters combine (all must match).
+    """List regions with city, country, operator and list prices; filters combine (all must match).
 
-    Country "—" means the region spans several countries (GCS eu, R2 hints) or, for provider
-    self, is set per location; such regions never match a country or group filter.
+    A multi-country region shows its member countries (or the group they form, e.g. EU) and
+    matches a group filter only when every member is in the group. Country "—" means nobody
+    publishes where the bytes sit (R2 location hints) or, for provider self, that it is set per
+    location; such regions never match a country or group filter. The operator is who runs the
+    region (a local partner such as Sinnet for AWS Beijing, else the provider); its parent is
+    shown when it is headquartered elsewhere.
     """
     from residency.catalog import CatalogError
 
@@ -104,7 +108,7 @@ def regions(
         return
     table = Table(title=f"Regions ({len(found)})", box=box.SIMPLE_HEAD)
     # On a narrow terminal long values fold onto the next line; they are never cut short.
-    for column in ("provider", "region", "city", "country", "continent"):
+    for column in ("provider", "region", "city", "country", "continent", "operator"):
         table.add_column(column, overflow="fold")
     table.add_column("storage\n$/GB-mo", justify="right")
     table.add_column("egress\n$/GB", justify="right")
@@ -113,16 +117,40 @@ def regions(
             r.provider,
             r.id,
             r.city or "—",
-            r.country or "—",
+            _where(cat, r),
             r.continent or "—",
+            _operator(r),
             _price(r.storage_usd_per_gb_month),
             _price(r.egress_usd_per_gb),
         )
     console.print(table)
 
 
+def _where(cat: Catalog, region: Region) -> str:
+    """The country, else the members (named by their group when they form one), else "—"."""
+    if region.country is not None:
+        return region.country
+    if not region.countries:
+        return "—"
+    for info in cat.group_info.values():
+        if info.members == region.countries:
+            return f"{info.name} ({len(info.members)})"
+    return " ".join(sorted(region.countries))
+
+
+def _operator(region: Region) -> str:
+    """Who runs it, plus the owner when that sits in another country (what ownership rules test)."""
+    hq = f" ({region.operator_hq})" if region.operator_hq else ""
+    text = f"{region.operator}{hq}"
+    if region.parent_hq is not None and region.parent_hq != region.operator_hq:
+        share = "?" if region.parent_share is None else str(region.parent_share)
+        text += f", {share}% {region.parent} ({region.parent_hq})"
+    return text
+
+
 def _region_json(cat: Catalog, region: Region) -> dict[str, Any]:
     data = asdict(region)
+    data["countries"] = sorted(region.countries)
     data["country_name"] = cat.country_name(region.country) if region.country else None
     return data
 
