@@ -109,7 +109,8 @@ def test_groups_table_and_json(cli: Cli) -> None:
     assert "28 CFR 202.601" in table.stdout
     data = {g["name"]: g for g in json.loads(cli("catalog", "groups", "--json").stdout)}
     assert set(data["COUNTRIES_OF_CONCERN"]["members"]) == COUNTRIES_OF_CONCERN
-    assert len(data) == 9
+    assert len(data) == 10
+    assert set(data["UNITED_STATES"]["members"]) == {"US", "AS", "GU", "MP", "PR", "UM", "VI"}
     assert all(g["citation"] for g in data.values())
 
 

@@ -181,7 +181,8 @@ def test_doj_preset_rules_and_party_list() -> None:
         "doj-bulk-identifiers": (("personal.identifiers",), 100000),
     }
     for r in p.rules:
-        assert r.scope.protected() == frozenset({"US"}), r.id
+        # US persons include persons in the territories (28 CFR 202.256).
+        assert r.scope.protected() == frozenset({"US", "AS", "GU", "MP", "PR", "UM", "VI"}), r.id
         assert r.constraints.deny_listed == ("DOJ_COVERED_PERSONS",), r.id
         assert r.constraints.vendor_control_pct == 50, r.id
     assert "DOJ_COVERED_PERSONS" in p.party_lists
