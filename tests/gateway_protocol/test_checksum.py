@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 
 import botocore.exceptions
 import httpx
@@ -150,6 +151,7 @@ async def test_anonymous_sha256_body_is_still_checked() -> None:
 
 
 async def test_crc64nvme() -> None:
+    """CRC64NVME (awscrt) is always there: pyarrow and the 2025+ SDKs send it."""
     request = sign_request(
         "PUT",
         URL,
@@ -161,17 +163,57 @@ async def test_crc64nvme() -> None:
         payload="STREAMING-UNSIGNED-PAYLOAD-TRAILER",
     )
     parts = parts_of(request)
-    if checksum.crc64nvme_available():
-        value = b64_checksum("crc64nvme", PAYLOAD)
-        wire = encode_chunked(PAYLOAD, 4096, trailers=[("x-amz-checksum-crc64nvme", value)])
-        body = await _read(parts, wire)
-        assert body.checksum == ("crc64nvme", value)
-    else:
-        with pytest.raises(S3Error) as exc:
-            checksum.verified_body(agen([]), parts, _verified(parts))
-        assert (exc.value.code, exc.value.status) == ("NotImplemented", 501)
-        assert "CRC64NVME" in exc.value.message
-        assert "awscrt" in exc.value.message
+    value = b64_checksum("crc64nvme", PAYLOAD)
+    wire = encode_chunked(PAYLOAD, 4096, trailers=[("x-amz-checksum-crc64nvme", value)])
+    body = await _read(parts, wire)
+    assert body.checksum == ("crc64nvme", value)
+
+
+def test_crc64nvme_check_value() -> None:
+    # The catalogued check value of CRC-64/NVME over "123456789".
+    hasher = checksum.new_hasher("CRC64NVME")
+    hasher.update(b"1234")
+    hasher.update(b"56789")
+    assert hasher.digest() == bytes.fromhex("ae8b14860a799888")
+
+
+@pytest.mark.parametrize("algorithm", ["crc32", "crc32c", "crc64nvme"])
+def test_full_object_crc_combines_part_crcs(algorithm: str) -> None:
+    parts = [os.urandom(n) for n in (0, 1, 4096, 70_001)]
+    combined = checksum.combine_full_object(
+        algorithm,
+        [(base64.b64decode(b64_checksum(algorithm, p)), len(p)) for p in parts],
+    )
+    assert combined == b64_checksum(algorithm, b"".join(parts))
+
+
+def test_composite_is_checksum_of_part_digests() -> None:
+    digests = [hashlib.sha256(p).digest() for p in (b"a", b"b", b"c")]
+    expected = base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode()
+    assert checksum.composite("sha256", digests) == f"{expected}-3"
+
+
+def test_decode_checksum_wants_one_digest_of_the_algorithm() -> None:
+    good = b64_checksum("crc32", b"x")
+    assert checksum.decode_checksum("crc32", good) == base64.b64decode(good)
+    assert checksum.decode_checksum("crc32c", b64_checksum("crc64nvme", b"x")) is None
+    assert checksum.decode_checksum("sha1", "not base64!") is None
+
+
+async def test_also_compute_and_default_checksum() -> None:
+    request = sign_request("PUT", URL, payload="UNSIGNED-PAYLOAD")
+    parts = parts_of(request)
+    body = checksum.verified_body(agen([PAYLOAD]), parts, None)
+    body.keep_default_checksum()
+    body.also_compute("sha1")
+    async for _ in body:
+        pass
+    assert body.checksum is None
+    assert body.object_checksum == ("crc64nvme", b64_checksum("crc64nvme", PAYLOAD))
+    assert body.digests["sha1"] == base64.b64encode(hashlib.sha1(PAYLOAD).digest()).decode()
+    assert body.response_headers() == {
+        "x-amz-checksum-crc64nvme": b64_checksum("crc64nvme", PAYLOAD)
+    }
 
 
 def test_body_can_be_read_once() -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
+from collections.abc import Sequence
 
-import google_crc32c
 import pytest
 from sqlalchemy import func, select
 
@@ -25,10 +24,11 @@ from residency.meta.models import (
     GarbageBlob,
     MultipartPart,
     MultipartUpload,
+    Segment,
     Tenant,
 )
 from residency.meta.repo import buckets, multipart, objects
-from residency.meta.specs import Checksums, VersionAttrs
+from residency.meta.specs import Checksums, ObjectChecksum, VersionAttrs
 from residency.meta.writes import fresh_blob_key, register_intents
 
 LOCS = ["loc-a", "loc-b"]
@@ -59,6 +59,7 @@ async def _part(
     *,
     body: bytes | None = None,
     checksums: Checksums | None = None,
+    checksum: str | None = None,
 ) -> tuple[str, str]:
     """Register intents, 'write' the part, record it; returns (blob key, etag)."""
     blob = fresh_blob_key()
@@ -74,6 +75,7 @@ async def _part(
             size=size,
             etag=etag,
             checksums=checksums or Checksums(md5=etag),
+            checksum=checksum,
         )
     return blob, etag
 
@@ -196,30 +198,58 @@ async def test_the_last_part_may_be_small_and_a_single_part_any_size(
     assert commit.version.size == 0
 
 
-async def test_composite_checksum(db: Database, tenant: Tenant, bucket: Bucket) -> None:
+async def test_completion_keeps_the_object_and_part_checksums(
+    db: Database, tenant: Tenant, bucket: Bucket
+) -> None:
+    """The checksum S3 shows is computed by the caller (the gateway) from the chosen parts,
+    in order; it lands on the version, each part's on its segment, and the upload id too."""
     up = await _create(db, tenant, bucket, checksum_algorithm="CRC32C")
-    crcs = [
-        google_crc32c.value(b"one").to_bytes(4, "big"),
-        google_crc32c.value(b"two").to_bytes(4, "big"),
-    ]
-    b64 = [base64.b64encode(c).decode() for c in crcs]
-    _, e1 = await _part(db, up, 1, checksums=Checksums(crc32c=b64[0]))
-    _, e2 = await _part(db, up, 2, size=3, checksums=Checksums(crc32c=b64[1]))
+    _, e1 = await _part(db, up, 1)
+    _, e2 = await _part(db, up, 2, size=3, checksum="c2")
+    seen: list[list[int]] = []
+
+    def checksum(parts: Sequence[MultipartPart]) -> ObjectChecksum:
+        seen.append([p.part_number for p in parts])
+        return ObjectChecksum("CRC32C", "COMPOSITE", "abc=-2")
+
     async with db.session() as s:
-        commit = await multipart.complete_upload(s, up, [(1, e1), (2, e2)], bucket=bucket)
-    combined = google_crc32c.value(crcs[0] + crcs[1]).to_bytes(4, "big")
-    assert commit.version.crc32c == base64.b64encode(combined).decode() + "-2"
-    assert commit.version.sha256 is None
+        commit = await multipart.complete_upload(
+            s, up, [(1, e1), (2, e2)], bucket=bucket, checksum=checksum
+        )
+        segments = (
+            await s.scalars(
+                select(Segment.checksum)
+                .where(Segment.object_version_id == commit.version.id)
+                .order_by(Segment.seq)
+            )
+        ).all()
+    assert seen == [[1, 2]]
+    version = commit.version
+    assert (version.checksum_algorithm, version.checksum_type, version.checksum) == (
+        "CRC32C",
+        "COMPOSITE",
+        "abc=-2",
+    )
+    assert version.upload_id == up.upload_id
+    assert version.crc32c is None
+    assert version.sha256 is None
+    assert list(segments) == [None, "c2"]
 
 
-async def test_composite_checksum_needs_every_part(
+async def test_a_refusing_checksum_leaves_the_upload(
     db: Database, tenant: Tenant, bucket: Bucket
 ) -> None:
     up = await _create(db, tenant, bucket, checksum_algorithm="SHA256")
     _, e1 = await _part(db, up, 1, size=3)
-    with pytest.raises(InvalidPart, match="without a SHA256 checksum"):
+
+    def refuse(parts: Sequence[MultipartPart]) -> ObjectChecksum:
+        raise InvalidPart("part 1 has no SHA256 checksum")
+
+    with pytest.raises(InvalidPart, match="no SHA256"):
         async with db.session() as s:
-            await multipart.complete_upload(s, up, [(1, e1)], bucket=bucket)
+            await multipart.complete_upload(s, up, [(1, e1)], bucket=bucket, checksum=refuse)
+    async with db.session() as s:
+        assert (await multipart.get_upload(s, bucket, up.key, up.upload_id)) is not None
 
 
 async def test_bad_creation_arguments(db: Database, tenant: Tenant, bucket: Bucket) -> None:

@@ -16,37 +16,29 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import importlib
 import zlib
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import awscrt.checksums
 import google_crc32c
 
 from residency.gateway import errors
 from residency.gateway.chunked import AwsChunkedBody, declared_trailers, decoded_content_length
 from residency.gateway.sigv4 import PayloadMode, RequestParts, VerifiedAuth, payload_mode
 
-
-def _load_crt_checksums() -> Any:
-    """awscrt's checksums module when installed: the one maintained fast CRC64NVME for Python."""
-    try:
-        return importlib.import_module("awscrt.checksums")
-    except ImportError:
-        return None
-
-
-_crt_checksums = _load_crt_checksums()
-
 __all__ = [
     "ALGORITHMS",
     "DIGEST_SIZES",
     "BodyExpectations",
+    "Digesting",
     "ExpectedChecksum",
     "Hasher",
     "VerifiedBody",
-    "crc64nvme_available",
+    "combine_full_object",
+    "composite",
+    "decode_checksum",
     "expectations",
     "new_hasher",
     "parse_content_md5",
@@ -54,6 +46,18 @@ __all__ = [
 ]
 
 ALGORITHMS = ("crc32", "crc32c", "crc64nvme", "sha1", "sha256")
+DEFAULT_ALGORITHM = "crc64nvme"
+"""What S3 stores for an object whose upload sent no checksum (since 2025)."""
+FULL_OBJECT = "FULL_OBJECT"
+COMPOSITE = "COMPOSITE"
+MULTIPART_TYPES: Mapping[str, tuple[str, ...]] = {
+    "crc32": (COMPOSITE, FULL_OBJECT),
+    "crc32c": (COMPOSITE, FULL_OBJECT),
+    "crc64nvme": (FULL_OBJECT,),
+    "sha1": (COMPOSITE,),
+    "sha256": (COMPOSITE,),
+}
+"""The checksum types a multipart upload may use per algorithm, the default first (S3's)."""
 DIGEST_SIZES: Mapping[str, int] = {
     "crc32": 4,
     "crc32c": 4,
@@ -97,19 +101,16 @@ class _Crc32c:
 
 
 class _Crc64Nvme:
+    """CRC-64/NVME from awscrt (the AWS SDKs' own, hardware-accelerated implementation)."""
+
     def __init__(self) -> None:
         self._value = 0
 
     def update(self, data: bytes) -> None:
-        assert _crt_checksums is not None
-        self._value = int(_crt_checksums.crc64nvme(data, self._value))
+        self._value = int(awscrt.checksums.crc64nvme(data, self._value))
 
     def digest(self) -> bytes:
         return (self._value & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big")
-
-
-def crc64nvme_available() -> bool:
-    return _crt_checksums is not None
 
 
 def new_hasher(algorithm: str) -> Hasher:
@@ -120,11 +121,6 @@ def new_hasher(algorithm: str) -> Hasher:
     if name == "crc32c":
         return _Crc32c()
     if name == "crc64nvme":
-        if _crt_checksums is None:
-            raise errors.not_implemented(
-                "The CRC64NVME checksum (it needs the awscrt package, which this gateway "
-                "does not have installed; use CRC32, CRC32C, SHA1 or SHA256)"
-            )
         return _Crc64Nvme()
     if name in ("sha1", "sha256", "md5"):
         hasher: Any = hashlib.new(name)
@@ -144,6 +140,61 @@ def _decode_b64(value: str) -> bytes | None:
         return base64.b64decode(value.strip(), validate=True)
     except (binascii.Error, ValueError):
         return None
+
+
+def decode_checksum(algorithm: str, value: str) -> bytes | None:
+    """The raw digest a base64 checksum value stands for; None unless it is exactly one
+    digest of `algorithm` (lower case) in valid base64."""
+    digest = _decode_b64(value)
+    if digest is None or len(digest) != DIGEST_SIZES[algorithm]:
+        return None
+    return digest
+
+
+_COMBINE: Mapping[str, Callable[[int, int, int], int]] = {
+    "crc32": awscrt.checksums.combine_crc32,
+    "crc32c": awscrt.checksums.combine_crc32c,
+    "crc64nvme": awscrt.checksums.combine_crc64nvme,
+}
+
+
+def combine_full_object(algorithm: str, parts: Iterable[tuple[bytes, int]]) -> str:
+    """The CRC (base64) of the concatenation of parts, each given as (its CRC, its size),
+    computed from the part CRCs alone (awscrt's combine): no byte is read again."""
+    combine = _COMBINE[algorithm]
+    size = DIGEST_SIZES[algorithm]
+    value = 0
+    for digest, length in parts:
+        value = combine(value, int.from_bytes(digest, "big"), length)
+    return _b64(value.to_bytes(size, "big"))
+
+
+def composite(algorithm: str, digests: Sequence[bytes]) -> str:
+    """S3's COMPOSITE checksum: the checksum of the concatenated part digests, then `-N`."""
+    hasher = new_hasher(algorithm)
+    for digest in digests:
+        hasher.update(digest)
+    return f"{_b64(hasher.digest())}-{len(digests)}"
+
+
+class Digesting:
+    """Bytes passing through (a copy's source stream) with one checksum computed on the way;
+    `value` (base64) once the stream has ended."""
+
+    def __init__(self, source: AsyncIterable[bytes], algorithm: str) -> None:
+        self._source = source
+        self.algorithm = algorithm.lower()
+        self._hasher = new_hasher(self.algorithm)
+        self.value: str | None = None
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[bytes]:
+        async for chunk in self._source:
+            self._hasher.update(chunk)
+            yield chunk
+        self.value = _b64(self._hasher.digest())
 
 
 def parse_content_md5(value: str) -> bytes:
@@ -190,12 +241,16 @@ def _algorithm_of(name: str) -> str:
             f"{name} is not a supported checksum; use one of "
             f"{', '.join(_HEADER_PREFIX + a for a in ALGORITHMS)}."
         )
-    new_hasher(algorithm)  # NotImplemented early for an algorithm we cannot compute
     return algorithm
 
 
-def expectations(req: RequestParts, auth: VerifiedAuth | None) -> BodyExpectations:
-    """Read and validate the integrity headers; raises before any body byte is read."""
+def expectations(
+    req: RequestParts, auth: VerifiedAuth | None, *, header_checksums: bool = True
+) -> BodyExpectations:
+    """Read and validate the integrity headers; raises before any body byte is read.
+
+    `header_checksums=False`: an `x-amz-checksum-*` header is not about this body (on
+    CompleteMultipartUpload it is the object's checksum); trailers still are."""
     if auth is not None:
         mode = auth.payload
     else:
@@ -224,10 +279,10 @@ def expectations(req: RequestParts, auth: VerifiedAuth | None) -> BodyExpectatio
     md5_header = req.header("content-md5")
     content_md5 = parse_content_md5(md5_header) if md5_header is not None else None
 
-    header_checksums = [
+    in_headers = [
         (name, value)
         for name, value in req.headers
-        if name.startswith(_HEADER_PREFIX) and name not in _NOT_CHECKSUMS
+        if header_checksums and name.startswith(_HEADER_PREFIX) and name not in _NOT_CHECKSUMS
     ]
     trailers = declared_trailers(req)
     if trailers and not mode.has_trailer:
@@ -236,13 +291,13 @@ def expectations(req: RequestParts, auth: VerifiedAuth | None) -> BodyExpectatio
             "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER bodies."
         )
     trailer_checksums = [t for t in trailers if t.startswith(_HEADER_PREFIX)]
-    if len(header_checksums) + len(trailer_checksums) > 1:
+    if len(in_headers) + len(trailer_checksums) > 1:
         raise errors.invalid_request(
             "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
         )
     checksum: ExpectedChecksum | None = None
-    if header_checksums:
-        name, value = header_checksums[0]
+    if in_headers:
+        name, value = in_headers[0]
         algorithm = _algorithm_of(name)
         checksum = ExpectedChecksum(algorithm, _checksum_value(algorithm, value, "header"))
     elif trailer_checksums:
@@ -284,10 +339,38 @@ class VerifiedBody:
         self._md5 = hashlib.md5(usedforsecurity=False) if expect.content_md5 else None
         self._sha256 = hashlib.sha256() if expect.sha256_hex else None
         self._checksum = new_hasher(expect.checksum.algorithm) if expect.checksum else None
+        self._extra: dict[str, Hasher] = {}
         self.size = 0
         self.checksum: tuple[str, str] | None = None
+        """(algorithm, base64) of the client's checksum, once verified."""
+        self.digests: dict[str, str] = {}
+        """Base64 per algorithm of everything computed: the client's and `also_compute`'s."""
         self.verified = False
         self._started = False
+
+    def also_compute(self, algorithm: str) -> None:
+        """Compute this algorithm too (e.g. an upload's, which the client may not send);
+        its value lands in `digests`. Only before the body is read."""
+        if self._started:
+            raise RuntimeError("also_compute after the body started")
+        name = algorithm.lower()
+        sent = self.expect.checksum
+        if (sent is None or sent.algorithm != name) and name not in self._extra:
+            self._extra[name] = new_hasher(name)
+
+    def keep_default_checksum(self) -> None:
+        """When the client sends no checksum, compute S3's default (CRC64NVME) to store."""
+        if self.expect.checksum is None:
+            self.also_compute(DEFAULT_ALGORITHM)
+
+    @property
+    def object_checksum(self) -> tuple[str, str] | None:
+        """(algorithm, base64) an object keeps: the client's checksum, else the default
+        (when `keep_default_checksum` asked for it); only after a clean end of stream."""
+        if self.checksum is not None:
+            return self.checksum
+        value = self.digests.get(DEFAULT_ALGORITHM)
+        return (DEFAULT_ALGORITHM, value) if value is not None else None
 
     @property
     def expected_size(self) -> int | None:
@@ -302,6 +385,7 @@ class VerifiedBody:
             raise RuntimeError("a request body can be read only once")
         self._started = True
         hashers = [h for h in (self._md5, self._sha256, self._checksum) if h is not None]
+        hashers.extend(self._extra.values())
         async for piece in self._source:
             self.size += len(piece)
             for hasher in hashers:
@@ -342,21 +426,30 @@ class VerifiedBody:
                     calculated=computed_b64,
                 )
             self.checksum = (algorithm, computed_b64)
+            self.digests[algorithm] = computed_b64
+        for name, hasher in self._extra.items():
+            self.digests[name] = _b64(hasher.digest())
         self.verified = True
 
     def response_headers(self) -> dict[str, str]:
-        """`x-amz-checksum-<algorithm>` to echo on the PUT/UploadPart response (S3 does)."""
-        if self.checksum is None:
+        """`x-amz-checksum-<algorithm>` to echo on the PUT/UploadPart response (S3 does):
+        the client's checksum, or the default one computed in its place."""
+        kept = self.object_checksum
+        if kept is None:
             return {}
-        algorithm, value = self.checksum
+        algorithm, value = kept
         return {f"{_HEADER_PREFIX}{algorithm}": value}
 
 
 def verified_body(
-    raw: AsyncIterable[bytes], req: RequestParts, auth: VerifiedAuth | None
+    raw: AsyncIterable[bytes],
+    req: RequestParts,
+    auth: VerifiedAuth | None,
+    *,
+    header_checksums: bool = True,
 ) -> VerifiedBody:
     """Decode (aws-chunked) and verify a request body; header errors raise right here."""
-    expect = expectations(req, auth)
+    expect = expectations(req, auth, header_checksums=header_checksums)
     if expect.payload.is_aws_chunked:
         decoder = AwsChunkedBody(
             raw,

@@ -30,11 +30,21 @@ async def _raw(request: Request) -> AsyncIterator[bytes]:
 
 
 def request_body(
-    request: Request, auth: VerifiedAuth | None, *, max_size: int = MAX_OBJECT_SIZE
+    request: Request,
+    auth: VerifiedAuth | None,
+    *,
+    max_size: int = MAX_OBJECT_SIZE,
+    header_checksums: bool = True,
 ) -> VerifiedBody:
     """Header-level problems (bad Content-MD5, unknown checksum, too large) raise right here,
-    before a byte is read; body-level ones raise from iteration."""
-    body = verified_body(_raw(request), RequestParts.from_scope(request.scope), auth)
+    before a byte is read; body-level ones raise from iteration. `header_checksums=False`
+    when an `x-amz-checksum-*` header describes something else (CompleteMultipartUpload)."""
+    body = verified_body(
+        _raw(request),
+        RequestParts.from_scope(request.scope),
+        auth,
+        header_checksums=header_checksums,
+    )
     size = body.expected_size
     if size is not None and size > max_size:
         raise errors.entity_too_large(proposed_size=size, max_size_allowed=max_size)

@@ -368,6 +368,7 @@ def complete_multipart_upload_result(
     key: str,
     etag: str,
     checksums: Mapping[str, str] | None = None,
+    checksum_type: str | None = None,
 ) -> bytes:
     root = _root("CompleteMultipartUploadResult")
     _sub(root, "Location", location)
@@ -375,6 +376,8 @@ def complete_multipart_upload_result(
     _sub(root, "Key", key)
     _sub(root, "ETag", etag)
     _checksums(root, checksums)
+    if checksums:
+        _opt(root, "ChecksumType", checksum_type)
     return _render(root)
 
 
@@ -391,6 +394,7 @@ def list_parts_result(
     owner: Owner | None = None,
     storage_class: str = "STANDARD",
     checksum_algorithm: str | None = None,
+    checksum_type: str | None = None,
 ) -> bytes:
     root = _root("ListPartsResult")
     _sub(root, "Bucket", bucket)
@@ -404,6 +408,7 @@ def list_parts_result(
     _sub(root, "MaxParts", max_parts)
     _sub(root, "IsTruncated", is_truncated)
     _opt(root, "ChecksumAlgorithm", checksum_algorithm)
+    _opt(root, "ChecksumType", checksum_type)
     for part in parts:
         el = _sub(root, "Part")
         _sub(el, "PartNumber", part.part_number)

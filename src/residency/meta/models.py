@@ -103,8 +103,9 @@ class Bucket(Base):
 class ObjectVersion(Base):
     """One version of an object. Only `is_latest` rows are visible while versioning is off.
 
-    Checksums are strings as S3 returns them: `md5` hex, the others base64 (with a `-N` suffix
-    for a multipart object's composite checksum).
+    `md5` (hex), `sha256`, `crc32c` and `crc32` (base64) are the server's digests of a
+    one-blob version's bytes (None for a multipart one); `checksum_*` is the checksum S3 shows
+    (HEAD/GET with ChecksumMode, GetObjectAttributes), base64 with a `-N` suffix when COMPOSITE.
     """
 
     __tablename__ = "object_versions"
@@ -143,6 +144,18 @@ class ObjectVersion(Base):
     rule: Mapped[str | None] = mapped_column(String(1024))
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     part_count: Mapped[int | None] = mapped_column(Integer)
+    checksum_algorithm: Mapped[str | None] = mapped_column(String(16))
+    """The checksum S3 shows for the object (`CRC64NVME`, `SHA256`, ...): the one the client
+    sent, or CRC64NVME computed when it sent none; None for versions written before."""
+    checksum_type: Mapped[str | None] = mapped_column(String(16))
+    """`FULL_OBJECT` or `COMPOSITE` (a multipart object's checksum of its part checksums)."""
+    checksum: Mapped[str | None] = mapped_column(String(64))
+    """Its base64 value, with `-N` for a COMPOSITE one."""
+    content_headers: Mapped[dict[str, str] | None] = mapped_column(JSONDoc)
+    """Cache-Control, Content-Disposition, Content-Encoding, Content-Language and Expires as
+    the client sent them (canonical header name -> value)."""
+    upload_id: Mapped[str | None] = mapped_column(String(128))
+    """The multipart upload that made this version (a retried Complete answers from it)."""
 
 
 class Segment(Base):
@@ -165,6 +178,8 @@ class Segment(Base):
     blob_key: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(BigInteger)
     etag: Mapped[str] = mapped_column(String(64))
+    checksum: Mapped[str | None] = mapped_column(String(64))
+    """A multipart object's part checksum, in the version's `checksum_algorithm` (base64)."""
 
 
 class Placement(Base):
@@ -209,6 +224,9 @@ class MultipartUpload(Base):
     rule: Mapped[str | None] = mapped_column(String(1024))
     locations: Mapped[list[str]] = mapped_column(JSONDoc)
     checksum_algorithm: Mapped[str | None] = mapped_column(String(16))
+    """As the client asked (None: S3's default, CRC64NVME of the whole object)."""
+    checksum_type: Mapped[str | None] = mapped_column(String(16))
+    content_headers: Mapped[dict[str, str] | None] = mapped_column(JSONDoc)
 
 
 class MultipartPart(Base):
@@ -232,6 +250,8 @@ class MultipartPart(Base):
     crc32c: Mapped[str | None] = mapped_column(String(64))
     crc32: Mapped[str | None] = mapped_column(String(64))
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    checksum: Mapped[str | None] = mapped_column(String(64))
+    """The part's checksum in the upload's algorithm (CRC64NVME when it named none), base64."""
 
 
 class BlobIntent(Base):

@@ -43,6 +43,18 @@ class Checksums:
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectChecksum:
+    """The checksum S3 shows for an object: what the client sent, or the CRC64NVME default."""
+
+    algorithm: str
+    """Upper case, as S3 names it: CRC32, CRC32C, CRC64NVME, SHA1, SHA256."""
+    type: str
+    """FULL_OBJECT, or COMPOSITE for a multipart checksum of the part checksums."""
+    value: str
+    """Base64 (with `-N` when COMPOSITE)."""
+
+
+@dataclass(frozen=True, slots=True)
 class VersionAttrs:
     """What the request and the policy decided about an object, besides its bytes."""
 
@@ -53,6 +65,8 @@ class VersionAttrs:
     content_type: str | None = None
     user_metadata: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    content_headers: Mapping[str, str] = field(default_factory=dict)
+    """Cache-Control, Content-Disposition, Content-Encoding, Content-Language, Expires."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +74,8 @@ class SegmentSpec:
     blob_key: str
     size: int
     etag: str
+    checksum: str | None = None
+    """A multipart part's checksum in the object's checksum algorithm."""
 
 
 def check_object_key(key: str) -> None:

@@ -25,7 +25,13 @@ from residency.meta.ids import fresh_blob_key, new_version_id
 from residency.meta.models import Bucket, ObjectVersion, Placement, Segment
 from residency.meta.repo.blobs import BlobRef, add_garbage, add_intents, remove_intents
 from residency.meta.repo.objects import detached, latest_version
-from residency.meta.specs import Checksums, SegmentSpec, VersionAttrs, check_object_key
+from residency.meta.specs import (
+    Checksums,
+    ObjectChecksum,
+    SegmentSpec,
+    VersionAttrs,
+    check_object_key,
+)
 from residency.meta.types import utcnow
 
 __all__ = [
@@ -122,9 +128,14 @@ async def install_version(
     segments: Sequence[SegmentSpec],
     locations: Sequence[str],
     part_count: int | None = None,
+    checksum: ObjectChecksum | None = None,
+    upload_id: str | None = None,
     now: datetime | None = None,
 ) -> Commit:
-    """Make a version whose blobs are durable the latest one (no intent bookkeeping)."""
+    """Make a version whose blobs are durable the latest one (no intent bookkeeping).
+
+    `checksum` is the one S3 shows for it; `upload_id` the multipart upload that made it.
+    """
     check_object_key(key)
     if not segments:
         raise InvalidArgument("a version needs at least one segment")
@@ -163,6 +174,11 @@ async def install_version(
         "rule": attrs.rule,
         "created": now,
         "part_count": part_count,
+        "checksum_algorithm": checksum.algorithm if checksum else None,
+        "checksum_type": checksum.type if checksum else None,
+        "checksum": checksum.value if checksum else None,
+        "content_headers": dict(attrs.content_headers) or None,
+        "upload_id": upload_id,
     }
     # Core INSERTs on the tables, not unit-of-work objects: this runs on every PUT.
     inserted = cast(CursorResult[Any], await session.execute(_INSERT_VERSION, values))
@@ -179,6 +195,7 @@ async def install_version(
                 "blob_key": s.blob_key,
                 "size": s.size,
                 "etag": s.etag,
+                "checksum": s.checksum,
             }
             for i, s in enumerate(segments)
         ],
@@ -211,6 +228,7 @@ async def commit_version(
     etag: str,
     checksums: Checksums,
     locations: Sequence[str],
+    checksum: ObjectChecksum | None = None,
     now: datetime | None = None,
 ) -> Commit:
     """Make a simple object (one blob at every location) visible, atomically.
@@ -235,6 +253,7 @@ async def commit_version(
         checksums=checksums,
         segments=[SegmentSpec(blob_key=blob_key, size=size, etag=etag)],
         locations=locations,
+        checksum=checksum,
         now=now,
     )
 

@@ -8,12 +8,14 @@ from starlette.responses import Response
 
 from residency.access import Action
 from residency.gateway import authorize, errors
+from residency.gateway.checksum import ALGORITHMS, DEFAULT_ALGORITHM, Digesting
 from residency.gateway.context import RequestContext
 from residency.gateway.handlers.common import quote_etag, xml_response
 from residency.gateway.handlers.objects import (
     ReadTarget,
     checked_key,
     commit_simple,
+    full_object_checksum,
     read_target,
     request_tags,
     user_metadata,
@@ -22,6 +24,7 @@ from residency.gateway.http import CopySource, check_copy_source_conditions, par
 from residency.gateway.reads import ReplicaReader, SegmentRef
 from residency.gateway.writes import Inherited, decide, write_blob
 from residency.gateway.xml import copy_object_result
+from residency.meta.models import ObjectVersion
 
 
 async def load_source(ctx: RequestContext, source: CopySource) -> ReadTarget:
@@ -51,6 +54,20 @@ def source_stream(
 
         return empty()
     return ReplicaReader(key, ctx.gw.locations, locations).read(segments, start, end)
+
+
+def _copy_checksum_algorithm(ctx: RequestContext, source: ObjectVersion) -> str:
+    """A copy is one new blob with a FULL_OBJECT checksum: of `x-amz-checksum-algorithm`
+    when asked, else of the source's algorithm, else S3's default (CRC64NVME)."""
+    asked: str | None = ctx.headers.get("x-amz-checksum-algorithm")
+    if asked is not None:
+        if asked.strip().lower() not in ALGORITHMS:
+            raise errors.invalid_request(
+                "Checksum algorithm provided is unsupported. Please try again with any of "
+                f"the valid types: [{', '.join(a.upper() for a in ALGORITHMS)}]"
+            )
+        return asked.strip().lower()
+    return str(source.checksum_algorithm or DEFAULT_ALGORITHM).lower()
 
 
 async def copy_object(ctx: RequestContext) -> Response:
@@ -92,7 +109,10 @@ async def copy_object(ctx: RequestContext) -> Response:
     inherited = Inherited(version.data_class, version.subject, version.subject_count)
     placement = await decide(ctx, bucket, key, user_metadata=meta, tags=tags, inherited=inherited)
     await authorize.charge_read(ctx, src.ref)
-    chunks = source_stream(ctx, source.key, segments, locations, 0, version.size - 1)
+    chunks = Digesting(
+        source_stream(ctx, source.key, segments, locations, 0, version.size - 1),
+        _copy_checksum_algorithm(ctx, version),
+    )
     blob_key, info = await write_blob(ctx.gw, placement.locations, chunks, expect_size=version.size)
     attrs = placement.version_attrs(
         content_type=content_type,
@@ -107,6 +127,7 @@ async def copy_object(ctx: RequestContext) -> Response:
         attrs,
         blob_key,
         info,
+        full_object_checksum((chunks.algorithm, chunks.value) if chunks.value else None),
         copied_from=f"s3://{source.bucket}/{source.key}",
     )
     return xml_response(

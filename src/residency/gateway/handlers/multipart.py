@@ -9,6 +9,7 @@ from starlette.responses import Response
 from residency.audit import append as audit_append
 from residency.audit.kinds import DELETE, PLACEMENT
 from residency.gateway import authorize, errors
+from residency.gateway.checksum import Digesting
 from residency.gateway.context import RequestContext
 from residency.gateway.handlers.common import empty_response, owner, quote_etag, xml_response
 from residency.gateway.handlers.copy import load_source, source_stream
@@ -17,6 +18,13 @@ from residency.gateway.http import (
     check_copy_source_conditions,
     parse_copy_source,
     parse_copy_source_range,
+)
+from residency.gateway.multipart_checksums import (
+    Completion,
+    UploadChecksum,
+    check_part_request,
+    creation_choice,
+    part_checksum,
 )
 from residency.gateway.payload import request_body
 from residency.gateway.writes import Inherited, audit_placement, decide, recheck, write_blob
@@ -32,14 +40,20 @@ from residency.gateway.xml import (
     read_body,
 )
 from residency.meta.errors import NoSuchUpload
-from residency.meta.models import Bucket, MultipartPart, MultipartUpload, Principal, Tenant
+from residency.meta.models import (
+    Bucket,
+    MultipartPart,
+    MultipartUpload,
+    ObjectVersion,
+    Principal,
+    Tenant,
+)
 from residency.meta.repo import multipart as mp
 from residency.meta.specs import Checksums
 from residency.meta.writes import abandon_intents
 from residency.storage import BlobInfo
 
 MAX_PART_SIZE = 5 * 1024**3
-_CHECKSUM_ATTRS = {"CRC32": "crc32", "CRC32C": "crc32c", "SHA256": "sha256"}
 
 
 def _part_number(ctx: RequestContext) -> int:
@@ -74,13 +88,7 @@ async def create_multipart_upload(ctx: RequestContext) -> Response:
     key = checked_key(ctx.key)
     meta = user_metadata(ctx.headers)
     tags = request_tags(ctx.headers)
-    algorithm = ctx.headers.get("x-amz-checksum-algorithm")
-    algorithm = algorithm.upper() if algorithm else None
-    if algorithm is not None and algorithm not in _CHECKSUM_ATTRS:
-        raise errors.invalid_request(
-            f"Checksum algorithm {algorithm} is not supported for multipart uploads here; "
-            f"use one of {', '.join(_CHECKSUM_ATTRS)}."
-        )
+    algorithm, checksum_type = creation_choice(ctx.headers)
     async with ctx.gw.db.session(write=False) as session:
         bucket = await authorize.object_bucket(session, ctx)
     placement = await decide(ctx, bucket, key, user_metadata=meta, tags=tags)
@@ -103,6 +111,7 @@ async def create_multipart_upload(ctx: RequestContext) -> Response:
             principal=principal,
             locations=placement.locations,
             checksum_algorithm=algorithm,
+            checksum_type=checksum_type,
         )
         upload_id = upload.upload_id
         await audit_placement(
@@ -114,15 +123,21 @@ async def create_multipart_upload(ctx: RequestContext) -> Response:
             phase="multipart upload created",
         )
     headers = placement.response_headers()
-    if algorithm:
+    if algorithm and checksum_type:
         headers["x-amz-checksum-algorithm"] = algorithm
+        headers["x-amz-checksum-type"] = checksum_type
     return xml_response(
         initiate_multipart_upload_result(ctx.bucket, key, upload_id), headers=headers
     )
 
 
 async def _store_part(
-    ctx: RequestContext, upload: MultipartUpload, number: int, blob_key: str, info: BlobInfo
+    ctx: RequestContext,
+    upload: MultipartUpload,
+    number: int,
+    blob_key: str,
+    info: BlobInfo,
+    checksum: str | None,
 ) -> MultipartPart:
     refs = [(name, blob_key) for name in upload.locations]
     try:
@@ -135,6 +150,7 @@ async def _store_part(
                 size=info.size,
                 etag=info.etag,
                 checksums=Checksums.from_digests(info),
+                checksum=checksum,
             )
     except BaseException:
         async with ctx.gw.db.session() as session:
@@ -148,11 +164,17 @@ async def upload_part(ctx: RequestContext) -> Response:
         bucket, upload = await _upload(ctx, session)
     await recheck(ctx, bucket, ctx.key, _classified(upload), upload.locations, doing="UploadPart")
     body = request_body(ctx.request, ctx.auth, max_size=MAX_PART_SIZE)
+    sent = body.expect.checksum.algorithm if body.expect.checksum else None
+    check_part_request(upload, sent or ctx.headers.get("x-amz-sdk-checksum-algorithm"))
+    chosen = UploadChecksum.of(upload)
+    body.also_compute(chosen.algorithm)  # the upload's, whatever the client sent
     blob_key, info = await write_blob(
         ctx.gw, upload.locations, body, expect_size=body.expected_size
     )
-    await _store_part(ctx, upload, number, blob_key, info)
-    return empty_response(headers={"ETag": quote_etag(info.etag), **body.response_headers()})
+    value = body.digests[chosen.algorithm]
+    await _store_part(ctx, upload, number, blob_key, info, value)
+    headers = {"ETag": quote_etag(info.etag), f"x-amz-checksum-{chosen.algorithm}": value}
+    return empty_response(headers={**headers, **body.response_headers()})
 
 
 async def upload_part_copy(ctx: RequestContext) -> Response:
@@ -178,27 +200,37 @@ async def upload_part_copy(ctx: RequestContext) -> Response:
     if end - start + 1 > MAX_PART_SIZE:
         raise errors.entity_too_large(proposed_size=end - start + 1, max_size_allowed=MAX_PART_SIZE)
     await authorize.charge_read(ctx, src.ref)
-    chunks = source_stream(ctx, source.key, segments, locations, start, end)
+    chosen = UploadChecksum.of(upload)
+    chunks = Digesting(
+        source_stream(ctx, source.key, segments, locations, start, end), chosen.algorithm
+    )
     blob_key, info = await write_blob(ctx.gw, upload.locations, chunks, expect_size=end - start + 1)
-    part = await _store_part(ctx, upload, number, blob_key, info)
-    return xml_response(copy_part_result(quote_etag(info.etag), part.created))
+    value = chunks.value
+    part = await _store_part(ctx, upload, number, blob_key, info, value)
+    shown = {chosen.name: value} if chosen.explicit and value else None
+    return xml_response(copy_part_result(quote_etag(info.etag), part.created, shown))
 
 
 async def complete_multipart_upload(ctx: RequestContext) -> Response:
+    # An `x-amz-checksum-*` header here is the whole object's checksum, not the XML body's.
     requested = parse_complete_multipart_upload(
-        await read_body(request_body(ctx.request, ctx.auth))
+        await read_body(request_body(ctx.request, ctx.auth, header_checksums=False))
     )
     async with ctx.gw.db.session(write=False) as session:
         bucket, upload = await _upload(ctx, session)
+    completion = Completion(upload, ctx.headers, requested)
     await recheck(
         ctx, bucket, ctx.key, _classified(upload), upload.locations, doing="CompleteMultipartUpload"
     )
     async with ctx.gw.db.session() as session:
         bucket, upload = await _upload(ctx, session)
-        algorithm = upload.checksum_algorithm
         upload_id = upload.upload_id
         commit = await mp.complete_upload(
-            session, upload, [(p.part_number, p.etag) for p in requested], bucket=bucket
+            session,
+            upload,
+            [(p.part_number, p.etag) for p in requested],
+            bucket=bucket,
+            checksum=completion,
         )
         version = commit.version
         await audit_append(
@@ -221,18 +253,23 @@ async def complete_multipart_upload(ctx: RequestContext) -> Response:
             },
         )
         locations = list(upload.locations)
-        etag = version.etag
-        checksums: dict[str, str] = {}
-        if algorithm and getattr(version, _CHECKSUM_ATTRS[algorithm], None):
-            checksums[algorithm] = getattr(version, _CHECKSUM_ATTRS[algorithm])
+    return _completed(ctx, version, locations)
+
+
+def _completed(ctx: RequestContext, version: ObjectVersion, locations: list[str]) -> Response:
+    """CompleteMultipartUploadResult for the version an upload made."""
+    checksums: dict[str, str] = {}
+    if version.checksum_algorithm and version.checksum:
+        checksums[version.checksum_algorithm] = version.checksum
     url = f"{ctx.request.base_url}{ctx.bucket}/{ctx.key}"
     return xml_response(
         complete_multipart_upload_result(
             location=url,
             bucket=ctx.bucket,
             key=ctx.key,
-            etag=quote_etag(etag),
+            etag=quote_etag(version.etag),
             checksums=checksums,
+            checksum_type=version.checksum_type,
         ),
         headers={
             "x-residency-locations": ",".join(locations),
@@ -276,21 +313,19 @@ async def list_parts(ctx: RequestContext) -> Response:
         listing = await mp.list_parts(
             session, upload, part_number_marker=marker, max_parts=max_parts
         )
-        attr = _CHECKSUM_ATTRS.get(upload.checksum_algorithm or "")
-        parts = [
-            PartEntry(
-                part_number=p.part_number,
-                last_modified=p.created,
-                etag=quote_etag(p.etag),
-                size=p.size,
-                checksums=(
-                    {upload.checksum_algorithm: getattr(p, attr)}
-                    if attr and upload.checksum_algorithm and getattr(p, attr)
-                    else {}
-                ),
+        chosen = UploadChecksum.of(upload)
+        parts = []
+        for p in listing.parts:
+            value = part_checksum(upload, p)
+            parts.append(
+                PartEntry(
+                    part_number=p.part_number,
+                    last_modified=p.created,
+                    etag=quote_etag(p.etag),
+                    size=p.size,
+                    checksums={chosen.name: value} if value else {},
+                )
             )
-            for p in listing.parts
-        ]
         body = list_parts_result(
             bucket=ctx.bucket,
             key=ctx.key,
@@ -301,7 +336,8 @@ async def list_parts(ctx: RequestContext) -> Response:
             is_truncated=listing.is_truncated,
             parts=parts,
             owner=owner(ctx),
-            checksum_algorithm=upload.checksum_algorithm,
+            checksum_algorithm=chosen.name,
+            checksum_type=chosen.type,
         )
     return xml_response(body)
 

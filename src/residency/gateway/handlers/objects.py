@@ -15,6 +15,7 @@ from residency.access import Action, ObjectRef
 from residency.audit import append as audit_append
 from residency.audit.kinds import DELETE
 from residency.gateway import authorize, errors
+from residency.gateway.checksum import FULL_OBJECT
 from residency.gateway.context import RequestContext
 from residency.gateway.handlers.common import empty_response, quote_etag, xml_response
 from residency.gateway.http import (
@@ -51,7 +52,7 @@ from residency.meta.repo.objects import (
     lookup_object,
     version_blobs,
 )
-from residency.meta.specs import Checksums, VersionAttrs, check_object_key
+from residency.meta.specs import Checksums, ObjectChecksum, VersionAttrs, check_object_key
 from residency.meta.writes import commit_version, delete_object
 
 META_PREFIX = "x-amz-meta-"
@@ -105,6 +106,7 @@ async def commit_simple(
     attrs: VersionAttrs,
     blob_key: str,
     info: Any,
+    checksum: ObjectChecksum | None = None,
     **audit: Any,
 ) -> ObjectVersion:
     """Make the written blob the visible version, audited in the same transaction.
@@ -126,6 +128,7 @@ async def commit_simple(
             etag=info.etag,
             checksums=Checksums.from_digests(info),
             locations=placement.locations,
+            checksum=checksum,
         )
         await audit_placement(
             session,
@@ -174,6 +177,7 @@ async def put_object(ctx: RequestContext) -> Response:
         if current is None and "if-match" in ctx.headers:
             raise errors.no_such_key(key)
     body = request_body(ctx.request, ctx.auth)
+    body.keep_default_checksum()
     blob_key, info = await write_blob(
         ctx.gw, placement.locations, body, expect_size=body.expected_size
     )
@@ -182,14 +186,33 @@ async def put_object(ctx: RequestContext) -> Response:
         user_metadata=meta,
         tags=tags,
     )
-    await commit_simple(ctx, ctx.bucket, key, placement, attrs, blob_key, info)
+    checksum = full_object_checksum(body.object_checksum)
+    await commit_simple(ctx, ctx.bucket, key, placement, attrs, blob_key, info, checksum)
     return empty_response(
         headers={
             "ETag": quote_etag(info.etag),
             **placement.response_headers(),
             **body.response_headers(),
+            **({"x-amz-checksum-type": FULL_OBJECT} if checksum else {}),
         }
     )
+
+
+def full_object_checksum(kept: tuple[str, str] | None) -> ObjectChecksum | None:
+    """The checksum a one-blob object keeps, from (algorithm, base64)."""
+    return ObjectChecksum(kept[0].upper(), FULL_OBJECT, kept[1]) if kept else None
+
+
+def checksum_headers(version: ObjectVersion) -> dict[str, str]:
+    """What HEAD/GET with `x-amz-checksum-mode: ENABLED` show: the checksum the object keeps
+    (the client's, or the CRC64NVME default) and its type; nothing for a version written
+    before checksums were kept."""
+    if not (version.checksum_algorithm and version.checksum):
+        return {}
+    return {
+        f"x-amz-checksum-{version.checksum_algorithm.lower()}": version.checksum,
+        "x-amz-checksum-type": version.checksum_type or FULL_OBJECT,
+    }
 
 
 def object_headers(version: ObjectVersion, locations: list[str]) -> dict[str, str]:
@@ -281,13 +304,8 @@ async def _get_or_head(ctx: RequestContext, *, with_body: bool) -> Response:
         status = 206
         start, end = byte_range.start, byte_range.end
         headers["Content-Range"] = byte_range.content_range
-    elif (
-        ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
-        and not version.part_count
-        and version.crc32
-    ):
-        headers["x-amz-checksum-crc32"] = version.crc32
-        headers["x-amz-checksum-type"] = "FULL_OBJECT"
+    elif ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+        headers.update(checksum_headers(version))
     length = end - start + 1
     headers["Content-Length"] = str(length)
     headers = _latin1_safe(headers)

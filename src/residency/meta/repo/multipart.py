@@ -6,15 +6,12 @@ Parts that are replaced, left out of the completion or aborted become garbage.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
 
-import google_crc32c
 from sqlalchemy import ColumnElement, and_, delete, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,14 +28,25 @@ from residency.meta.ids import new_upload_id
 from residency.meta.models import Bucket, MultipartPart, MultipartUpload, Principal, Tenant
 from residency.meta.repo.blobs import add_garbage, remove_intents
 from residency.meta.repo.keyspace import SEEK_BATCH, common_prefix, prefix_end
-from residency.meta.specs import Checksums, SegmentSpec, VersionAttrs, check_object_key
+from residency.meta.specs import (
+    Checksums,
+    ObjectChecksum,
+    SegmentSpec,
+    VersionAttrs,
+    check_object_key,
+)
 from residency.meta.types import utcnow
 from residency.meta.writes import Commit, install_version
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_NUMBER = 10_000
 MAX_LISTED = 1000
-CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "SHA256")
+CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
+CHECKSUM_TYPES = ("COMPOSITE", "FULL_OBJECT")
+
+ObjectChecksumOf = Callable[[Sequence[MultipartPart]], ObjectChecksum | None]
+"""Given the chosen parts in order, the completed object's checksum (it may refuse the
+completion by raising); the gateway's `multipart_checksums.Completion`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +74,7 @@ def upload_attrs(upload: MultipartUpload) -> VersionAttrs:
         content_type=upload.content_type,
         user_metadata=dict(upload.user_metadata),
         tags=dict(upload.tags),
+        content_headers=dict(upload.content_headers or {}),
     )
 
 
@@ -79,6 +88,7 @@ async def create_upload(
     principal: Principal | None,
     locations: Sequence[str],
     checksum_algorithm: str | None = None,
+    checksum_type: str | None = None,
     now: datetime | None = None,
 ) -> MultipartUpload:
     check_object_key(key)
@@ -89,6 +99,8 @@ async def create_upload(
             f"unsupported checksum algorithm {checksum_algorithm!r}; "
             f"use one of {', '.join(CHECKSUM_ALGORITHMS)}"
         )
+    if checksum_type is not None and checksum_type not in CHECKSUM_TYPES:
+        raise InvalidArgument(f"unsupported checksum type {checksum_type!r}")
     upload = MultipartUpload(
         upload_id=new_upload_id(),
         bucket_id=bucket.id,
@@ -105,6 +117,8 @@ async def create_upload(
         rule=attrs.rule,
         locations=list(locations),
         checksum_algorithm=checksum_algorithm,
+        checksum_type=checksum_type,
+        content_headers=dict(attrs.content_headers) or None,
     )
     session.add(upload)
     await session.flush()
@@ -159,11 +173,13 @@ async def put_part(
     size: int,
     etag: str,
     checksums: Checksums,
+    checksum: str | None = None,
     now: datetime | None = None,
 ) -> MultipartPart:
     """Record a part whose blob is durable at every upload location (intents registered).
 
-    Uploading a part number again replaces it; the old blob becomes garbage.
+    `checksum` is the part's in the upload's algorithm. Uploading a part number again
+    replaces it; the old blob becomes garbage.
     """
     if not 1 <= part_number <= MAX_PART_NUMBER:
         raise InvalidArgument(
@@ -193,6 +209,7 @@ async def put_part(
     part.sha256 = checksums.sha256
     part.crc32c = checksums.crc32c
     part.crc32 = checksums.crc32
+    part.checksum = checksum
     part.created = now or utcnow()
     await session.flush()
     return part
@@ -346,43 +363,6 @@ def _multipart_etag(etags: Sequence[str]) -> str:
     return f"{digest.hexdigest()}-{len(etags)}"
 
 
-def _crc32(data: bytes) -> bytes:
-    return zlib.crc32(data).to_bytes(4, "big")
-
-
-def _crc32c(data: bytes) -> bytes:
-    return google_crc32c.value(data).to_bytes(4, "big")  # type: ignore[no-any-return]
-
-
-def _sha256(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
-
-
-_COMPOSITE: dict[str, tuple[str, Callable[[bytes], bytes]]] = {
-    "CRC32": ("crc32", _crc32),
-    "CRC32C": ("crc32c", _crc32c),
-    "SHA256": ("sha256", _sha256),
-}
-
-
-def _composite_checksums(algorithm: str | None, parts: Sequence[MultipartPart]) -> Checksums:
-    """S3's COMPOSITE checksum: the checksum of the parts' raw checksums, then `-N`."""
-    if algorithm is None:
-        return Checksums()
-    attr, fn = _COMPOSITE[algorithm]
-    raw = bytearray()
-    for part in parts:
-        value = getattr(part, attr)
-        if value is None:
-            raise InvalidPart(
-                f"The upload was created with checksum algorithm {algorithm}, "
-                f"but part {part.part_number} was uploaded without a {algorithm} checksum."
-            )
-        raw += base64.b64decode(value)
-    combined = f"{base64.b64encode(fn(bytes(raw))).decode('ascii')}-{len(parts)}"
-    return Checksums(**{attr: combined})
-
-
 async def complete_upload(
     session: AsyncSession,
     upload: MultipartUpload,
@@ -390,11 +370,13 @@ async def complete_upload(
     *,
     bucket: Bucket,
     min_part_size: int = MIN_PART_SIZE,
+    checksum: ObjectChecksumOf | None = None,
     now: datetime | None = None,
 ) -> Commit:
     """Validate the client's part list and make the manifest version visible, atomically.
 
     `requested` is [(part number, ETag)] from the CompleteMultipartUpload body, in its order.
+    `checksum` gives the object's checksum from the chosen parts (and may refuse them).
     """
     upload = await _relock(session, upload)
     if upload.bucket_id != bucket.id:
@@ -437,13 +419,16 @@ async def complete_upload(
         etag = _multipart_etag([_normalise_etag(p.etag) for p in chosen])
     except ValueError:
         raise InvalidPart("a part's ETag is not an MD5 hex digest") from None
-    checksums = _composite_checksums(upload.checksum_algorithm, chosen)
+    object_checksum = checksum(chosen) if checksum is not None else None
     chosen_numbers = set(numbers)
     unused = [p.blob_key for n, p in stored.items() if n not in chosen_numbers]
     await add_garbage(session, _garbage_refs(upload, unused), reason="part not in completion")
-    segments = [SegmentSpec(blob_key=p.blob_key, size=p.size, etag=p.etag) for p in chosen]
+    segments = [
+        SegmentSpec(blob_key=p.blob_key, size=p.size, etag=p.etag, checksum=p.checksum)
+        for p in chosen
+    ]
     attrs = upload_attrs(upload)
-    key, locations = upload.key, list(upload.locations)
+    key, locations, upload_id = upload.key, list(upload.locations), upload.upload_id
     await session.execute(
         delete(MultipartPart).where(MultipartPart.multipart_upload_id == upload.id)
     )
@@ -455,10 +440,12 @@ async def complete_upload(
         attrs,
         size=sum(p.size for p in chosen),
         etag=etag,
-        checksums=checksums,
+        checksums=Checksums(),
         segments=segments,
         locations=locations,
         part_count=len(chosen),
+        checksum=object_checksum,
+        upload_id=upload_id,
         now=now,
     )
 
