@@ -3,7 +3,9 @@
 Copies (each run starts from an empty destination and a fresh database):
 
 - residency: `adopt` + `plan` + `migrate -j JOBS` through the real CLI (end to end, process
-  start-up included), and the `migrate` step alone;
+  start-up included), and the `migrate` step alone. `migrate` moves: it also erases each
+  source blob it copied (a DELETE and a confirming stat per object), which `rclone copy` does
+  not do, so every residency run starts from a source of its own;
 - rclone: `rclone copy` with default settings (`--transfers 4 --checkers 8`) and tuned
   (`--transfers 32 --checkers 32`);
 - fs -> fs only: `_copy_floor.py`, a bare CPython copier (walk, read, SHA-256, write, one sync):
@@ -445,16 +447,21 @@ def main() -> None:
             ratios.append(ratio(f"{name} vs rclone default (speed)", default, res, at_least=2))
             ratios.append(ratio(f"{name} vs rclone tuned (speed)", tuned, res, at_least=1))
 
-        source: dict[str, object]
         if "fs" in only:
-            source = {
-                "name": SRC,
-                "provider": "alibaba",
-                "region": "ap-southeast-1",
-                "scheme": "fs",
-                "options": {"root": str(src)},
-            }
-            t = copy_case("fs->fs", work, w, lambda _: source, str(src), None, cfg)
+
+            def fs_source(_: int | None) -> dict[str, object]:
+                # migrate erases what it moved: each run gets its own (hard-linked) source.
+                root = work / f"src-{uuid.uuid4().hex[:6]}"
+                shutil.copytree(src, root, copy_function=os.link)
+                return {
+                    "name": SRC,
+                    "provider": "alibaba",
+                    "region": "ap-southeast-1",
+                    "scheme": "fs",
+                    "options": {"root": str(root)},
+                }
+
+            t = copy_case("fs->fs", work, w, fs_source, str(src), None, cfg)
             timings += t
             add_ratios("fs->fs", t)
             floor = python_floor(src, work, w, cfg.limit)
@@ -475,13 +482,23 @@ def main() -> None:
                     aws_secret_access_key="testing",
                     region_name="us-east-1",
                 ).create_bucket(Bucket=bucket)
-                # Uploaded once, straight to moto. A residency move releases its sources to
-                # the sweep (never run here), so every later run reads the same objects.
+                # Uploaded once, straight to moto, for rclone (which only copies).
                 upload_dir(srv, bucket, src, cfg.limit)
                 remote = f"moto:{bucket}"
 
                 def source_for(port: int | None) -> dict[str, object]:
-                    return s3_source(port, bucket)
+                    # migrate erases what it moved: each residency run gets its own bucket,
+                    # uploaded before the clock starts (straight to moto, not via the proxy).
+                    own = f"b-{uuid.uuid4().hex[:8]}"
+                    boto3.client(
+                        "s3",
+                        endpoint_url=f"http://127.0.0.1:{srv.port}",
+                        aws_access_key_id="testing",
+                        aws_secret_access_key="testing",
+                        region_name="us-east-1",
+                    ).create_bucket(Bucket=own)
+                    upload_dir(srv, own, src, cfg.limit)
+                    return s3_source(port, own)
 
                 if "moto" in only:
                     t = copy_case("moto->fs", work, w, source_for, remote, srv.port, cfg)

@@ -70,7 +70,6 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from residency.audit import REFUSAL, append
-from residency.catalog.facts import LocationFacts
 from residency.meta import Database
 from residency.meta.errors import BlobBusy
 from residency.meta.ids import BLOB_PREFIX, fresh_blob_key
@@ -300,6 +299,7 @@ class Migrator:
             backoff_base=self.options.backoff_base,
             backoff_max=self.options.backoff_max,
             batch_size=size,
+            concurrency=self.options.concurrency,
             rate=self._rate,
             write=self._write,
         )
@@ -484,9 +484,8 @@ class Migrator:
                     f"{self.decider.policy.name}: {reason}",
                     _refusal_detail(obj, decision.rule, dst, "copy", reason),
                 )
-        facts: Mapping[str, LocationFacts] = {c.name: c for c in self.decider.candidates}
         for drop in action.delete_from:
-            if drop in allowed and drop in facts:
+            if drop in allowed and drop in self.locations:
                 raise Refused(
                     f"refused: the plan drops the copy at {drop}, which policy "
                     f"{self.decider.policy.name} allows for {what}; make a new plan",

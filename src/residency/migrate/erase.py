@@ -79,6 +79,7 @@ class Eraser:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         batch_size: int = 200,
+        concurrency: int = 16,
         rate: Callable[[int], Awaitable[None]] | None = None,
         write: Writer | None = None,
     ) -> None:
@@ -90,6 +91,7 @@ class Eraser:
         self.backoff_max = backoff_max
         self.result = EraseResult()
         self._rate = rate
+        self._deleting = asyncio.Semaphore(max(1, concurrency))
         self._write: Writer = write or (lambda: db.session())
         self._recorder: Batcher[Erasure, None] = Batcher(self._record, batch_size)
         self._giveup: Batcher[Erasure, None] = Batcher(self._release, batch_size)
@@ -107,15 +109,17 @@ class Eraser:
 
     async def _erase_one(self, item: Erasure) -> bool:
         problem = "not tried"
-        for attempt in range(1, self.attempts + 1):
-            problem_or_none = await self._delete_confirmed(item)
+        attempts = self.attempts if item.location in self.locations else 1  # no use retrying
+        for attempt in range(1, attempts + 1):
+            async with self._deleting:
+                problem_or_none = await self._delete_confirmed(item)
             if problem_or_none is None:
                 await self._recorder.submit(item)
                 self.result.erased += 1
                 self.result.erased_bytes += item.size
                 return True
             problem = problem_or_none
-            if attempt < self.attempts:
+            if attempt < attempts:
                 delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
         await self._giveup.submit(item)
@@ -124,7 +128,7 @@ class Eraser:
                 item.location,
                 item.blob_key,
                 item.target,
-                f"not erased after {self.attempts} attempts: {problem}",
+                f"not erased after {attempts} attempt{'s' if attempts > 1 else ''}: {problem}",
             )
         )
         return False

@@ -26,12 +26,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from residency.meta import Database
-from residency.meta.models import BlobIntent, GarbageBlob
-from residency.meta.repo.blobs import MUST_LEAVE, live_refs
+from residency.meta.models import GarbageBlob
+from residency.meta.repo.blobs import (
+    claim_garbage,
+    due_garbage,
+    expire_intents,
+    forget_garbage,
+    live_refs,
+    release_garbage,
+)
 from residency.meta.types import utcnow
 from residency.migrate.erase import EraseFailure, erase_pending
 from residency.storage import Location, StorageError
@@ -81,7 +87,7 @@ async def sweep(
     result.erase_failures = erased.failures
     while True:
         async with db.session() as session:
-            expired = await _expire_intents(session, cutoff, batch_size)
+            expired = await expire_intents(session, cutoff=cutoff, limit=batch_size)
         result.intents_expired += expired
         if expired < batch_size:
             break
@@ -101,10 +107,8 @@ async def sweep(
         result.failed += len(released)
         if deleted or released:
             async with db.session() as session:
-                await session.execute(delete(GarbageBlob).where(GarbageBlob.id.in_(deleted)))
-                await session.execute(
-                    update(GarbageBlob).where(GarbageBlob.id.in_(released)).values(claimed=None)
-                )
+                await forget_garbage(session, deleted)
+                await release_garbage(session, released)
     return result
 
 
@@ -123,19 +127,7 @@ async def _claim(
     Writers that lock a row first (`add_intents`) make us skip it; ones that come later see
     the claim and back off, so a key being written again is never deleted under the writer.
     """
-    rows = (
-        await session.scalars(
-            select(GarbageBlob)
-            .where(
-                GarbageBlob.id > after,
-                GarbageBlob.created < cutoff,
-                GarbageBlob.reason != MUST_LEAVE,  # erased by erase_pending, not swept
-            )
-            .order_by(GarbageBlob.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
+    rows = await due_garbage(session, after=after, cutoff=cutoff, limit=limit)
     if not rows:
         return [], 0
     live = await live_refs(session, [(r.location, r.blob_key) for r in rows])
@@ -143,42 +135,9 @@ async def _claim(
     claimed = [r for r in rows if (r.location, r.blob_key) not in live and r.location in locations]
     result.still_live += len(still_live)
     result.skipped += len(rows) - len(still_live) - len(claimed)
-    if still_live:
-        await session.execute(delete(GarbageBlob).where(GarbageBlob.id.in_(still_live)))
-    if claimed:
-        await session.execute(
-            update(GarbageBlob)
-            .where(GarbageBlob.id.in_([r.id for r in claimed]))
-            .values(claimed=utcnow())
-        )
-    return list(claimed), rows[-1].id
-
-
-async def _expire_intents(session: AsyncSession, cutoff: datetime, limit: int) -> int:
-    """Move the oldest stale intents to garbage, keeping their age (they are due already)."""
-    stale = (
-        await session.scalars(
-            select(BlobIntent)
-            .where(BlobIntent.created < cutoff)
-            .order_by(BlobIntent.id)
-            .limit(limit)
-        )
-    ).all()
-    if stale:
-        await session.execute(
-            insert(GarbageBlob),
-            [
-                {
-                    "location": i.location,
-                    "blob_key": i.blob_key,
-                    "reason": "abandoned write",
-                    "created": i.created,
-                }
-                for i in stale
-            ],
-        )
-        await session.execute(delete(BlobIntent).where(BlobIntent.id.in_([i.id for i in stale])))
-    return len(stale)
+    await forget_garbage(session, still_live)
+    await claim_garbage(session, [r.id for r in claimed])
+    return claimed, rows[-1].id
 
 
 async def _delete_blob(location: Location, row: GarbageBlob, limiter: asyncio.Semaphore) -> bool:

@@ -338,3 +338,54 @@ async def known_blobs(
             if location in (locations or []):
                 found.setdefault(key, []).append(KnownBlob("part", upload=tuple(upload)))  # type: ignore[arg-type]
     return found
+
+
+# --- the orphan sweep --------------------------------------------------------------------------
+
+
+async def due_garbage(
+    session: AsyncSession, *, after: int, cutoff: datetime, limit: int
+) -> list[GarbageBlob]:
+    """The next orphans older than `cutoff` (not bytes that must leave: those are erased, not
+    swept), locked for this transaction; rows another sweep holds are skipped."""
+    rows = await session.scalars(
+        select(GarbageBlob)
+        .where(
+            GarbageBlob.id > after,
+            GarbageBlob.created < cutoff,
+            GarbageBlob.reason != MUST_LEAVE,
+        )
+        .order_by(GarbageBlob.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(rows.all())
+
+
+async def expire_intents(session: AsyncSession, *, cutoff: datetime, limit: int) -> int:
+    """Move the oldest intents older than `cutoff` to garbage, keeping their age (they are due
+    already); how many moved."""
+    stale = (
+        await session.scalars(
+            select(BlobIntent)
+            .where(BlobIntent.created < cutoff)
+            .order_by(BlobIntent.id)
+            .limit(limit)
+        )
+    ).all()
+    if stale:
+        await session.execute(
+            _INSERT_GARBAGE,
+            [
+                {
+                    "location": i.location,
+                    "blob_key": i.blob_key,
+                    "reason": "abandoned write",
+                    "created": i.created,
+                    "claimed": None,
+                }
+                for i in stale
+            ],
+        )
+        await session.execute(delete(_INTENTS).where(_INTENTS.c.id.in_([i.id for i in stale])))
+    return len(stale)
