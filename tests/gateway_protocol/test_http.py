@@ -206,8 +206,8 @@ def test_copy_source_range(value: str, expected: tuple[int, int]) -> None:
         ("bytes=-10", "InvalidArgument"),
         ("bytes=5-1", "InvalidArgument"),
         ("0-10", "InvalidArgument"),
-        ("bytes=0-1000", "InvalidRequest"),
-        ("bytes=2000-3000", "InvalidRequest"),
+        ("bytes=0-1000", "InvalidRange"),
+        ("bytes=2000-3000", "InvalidRange"),
     ],
 )
 def test_bad_copy_source_range(value: str, code: str) -> None:

@@ -59,6 +59,7 @@ S3_OPERATIONS: dict[str, Action] = {
     "ListObjectVersions": Action.LIST_OBJECTS,
     "GetObject": Action.READ_OBJECT,
     "HeadObject": Action.READ_OBJECT,
+    "GetObjectAttributes": Action.READ_OBJECT,
     "PutObject": Action.WRITE_OBJECT,
     "CopyObject": Action.WRITE_OBJECT,
     "DeleteObject": Action.DELETE_OBJECT,

@@ -42,7 +42,6 @@ _UNSUPPORTED_SUBRESOURCES = frozenset(
         "torrent",
         "versions",
         "website",
-        "attributes",
     }
 )
 
@@ -109,6 +108,8 @@ def _object_operation(method: str, query: Mapping[str, str], headers: Mapping[st
             return "ListParts"
         if method == "GET" and "tagging" in query:
             return "GetObjectTagging"
+        if method == "GET" and "attributes" in query:
+            return "GetObjectAttributes"
         return "GetObject" if method == "GET" else "HeadObject"
     if method == "DELETE":
         if "uploadId" in query:

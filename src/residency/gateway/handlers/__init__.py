@@ -13,7 +13,15 @@ from starlette.responses import Response
 
 from residency.gateway.authorize import Denied, record_denial
 from residency.gateway.context import RequestContext
-from residency.gateway.handlers import buckets, copy, listing, multipart, objects, tagging
+from residency.gateway.handlers import (
+    attributes,
+    buckets,
+    copy,
+    listing,
+    multipart,
+    objects,
+    tagging,
+)
 
 Handler = Callable[[RequestContext], Awaitable[Response]]
 
@@ -42,6 +50,7 @@ _BY_OPERATION: Mapping[str, Handler] = {
     "PutObject": objects.put_object,
     "GetObject": objects.get_object,
     "HeadObject": objects.head_object,
+    "GetObjectAttributes": attributes.get_object_attributes,
     "DeleteObject": objects.delete_object_handler,
     "DeleteObjects": objects.delete_objects,
     "CopyObject": copy.copy_object,

@@ -13,7 +13,12 @@ from residency.gateway.checksum import Digesting
 from residency.gateway.context import RequestContext
 from residency.gateway.handlers.common import empty_response, owner, quote_etag, xml_response
 from residency.gateway.handlers.copy import load_source, source_stream
-from residency.gateway.handlers.objects import checked_key, request_tags, user_metadata
+from residency.gateway.handlers.objects import (
+    check_write_conditions,
+    checked_key,
+    request_tags,
+    user_metadata,
+)
 from residency.gateway.http import (
     check_copy_source_conditions,
     parse_copy_source,
@@ -29,6 +34,7 @@ from residency.gateway.multipart_checksums import (
 from residency.gateway.payload import request_body
 from residency.gateway.writes import Inherited, audit_placement, decide, recheck, write_blob
 from residency.gateway.xml import (
+    CompletedPart,
     PartEntry,
     UploadEntry,
     complete_multipart_upload_result,
@@ -49,8 +55,9 @@ from residency.meta.models import (
     Tenant,
 )
 from residency.meta.repo import multipart as mp
+from residency.meta.repo.objects import find_latest, version_blobs
 from residency.meta.specs import Checksums
-from residency.meta.writes import abandon_intents
+from residency.meta.writes import abandon_intents, lock_key
 from residency.storage import BlobInfo
 
 MAX_PART_SIZE = 5 * 1024**3
@@ -216,6 +223,31 @@ async def complete_multipart_upload(ctx: RequestContext) -> Response:
     requested = parse_complete_multipart_upload(
         await read_body(request_body(ctx.request, ctx.auth, header_checksums=False))
     )
+    _check_conditional_complete(ctx)
+    try:
+        return await _complete(ctx, requested)
+    except (errors.S3Error, NoSuchUpload) as exc:
+        code = exc.code
+        if code != "NoSuchUpload":
+            raise
+        # Completed already (a retry after a lost answer): S3 answers with the same result.
+        done = await _completed_before(ctx, ctx.query.get("uploadId", ""))
+        if done is None:
+            raise
+        return done
+
+
+def _check_conditional_complete(ctx: RequestContext) -> None:
+    """Complete takes `If-None-Match: *` (only if the key is free) or `If-Match: <etag>`
+    (only over that version), as PutObject does; other forms are NotImplemented, as in S3."""
+    if_match, if_none_match = ctx.headers.get("if-match"), ctx.headers.get("if-none-match")
+    if if_match is not None and if_none_match is not None:
+        raise errors.not_implemented("CompleteMultipartUpload with both If-Match and If-None-Match")
+    if if_none_match is not None and if_none_match.strip() != "*":
+        raise errors.not_implemented("CompleteMultipartUpload with If-None-Match other than *")
+
+
+async def _complete(ctx: RequestContext, requested: list[CompletedPart]) -> Response:
     async with ctx.gw.db.session(write=False) as session:
         bucket, upload = await _upload(ctx, session)
     completion = Completion(upload, ctx.headers, requested)
@@ -225,6 +257,11 @@ async def complete_multipart_upload(ctx: RequestContext) -> Response:
     async with ctx.gw.db.session() as session:
         bucket, upload = await _upload(ctx, session)
         upload_id = upload.upload_id
+        if "if-match" in ctx.headers or "if-none-match" in ctx.headers:
+            await lock_key(session, bucket.id, ctx.key)  # held until the version is in
+            check_write_conditions(
+                ctx.headers, ctx.key, await find_latest(session, bucket, ctx.key)
+            )
         commit = await mp.complete_upload(
             session,
             upload,
@@ -253,6 +290,21 @@ async def complete_multipart_upload(ctx: RequestContext) -> Response:
             },
         )
         locations = list(upload.locations)
+    return _completed(ctx, version, locations)
+
+
+async def _completed_before(ctx: RequestContext, upload_id: str) -> Response | None:
+    """The answer to a Complete of an upload that already made the key's current version."""
+    async with ctx.gw.db.session(write=False) as session:
+        bucket = await authorize.object_bucket(session, ctx)
+        version = await find_latest(session, bucket, ctx.key)
+        if version is None or version.is_delete_marker or version.upload_id != upload_id:
+            return None
+        _, placements = await version_blobs(session, version)
+        locations = [p.location for p in placements]
+        await authorize.check_object(
+            ctx, bucket, ctx.key, version, locations=locations, session=session
+        )
     return _completed(ctx, version, locations)
 
 

@@ -19,6 +19,7 @@ from residency.gateway.checksum import FULL_OBJECT
 from residency.gateway.context import RequestContext
 from residency.gateway.handlers.common import empty_response, quote_etag, xml_response
 from residency.gateway.http import (
+    ByteRange,
     PathSendResponse,
     check_preconditions,
     http_date,
@@ -168,14 +169,7 @@ async def put_object(ctx: RequestContext) -> Response:
     bucket = found
     placement = await decide(ctx, bucket, key, user_metadata=meta, tags=tags)
     if conditional:
-        check_preconditions(
-            ctx.headers,
-            etag=current.etag if current else None,
-            last_modified=current.created if current else None,
-            method="PUT",
-        )
-        if current is None and "if-match" in ctx.headers:
-            raise errors.no_such_key(key)
+        check_write_conditions(ctx.headers, key, current)
     body = request_body(ctx.request, ctx.auth)
     body.keep_default_checksum()
     blob_key, info = await write_blob(
@@ -195,6 +189,23 @@ async def put_object(ctx: RequestContext) -> Response:
             **body.response_headers(),
             **({"x-amz-checksum-type": FULL_OBJECT} if checksum else {}),
         }
+    )
+
+
+def check_write_conditions(
+    headers: Mapping[str, str], key: str, current: ObjectVersion | None
+) -> None:
+    """If-Match / If-None-Match on a write (PutObject, CompleteMultipartUpload): If-Match on
+    a missing key is 404 NoSuchKey, as in S3; otherwise 412 PreconditionFailed when the
+    current version (None: no object) fails a condition."""
+    live = current if current is not None and not current.is_delete_marker else None
+    if live is None and "if-match" in headers:
+        raise errors.no_such_key(key)
+    check_preconditions(
+        headers,
+        etag=live.etag if live else None,
+        last_modified=live.created if live else None,
+        method="PUT",
     )
 
 
@@ -293,8 +304,9 @@ async def _get_or_head(ctx: RequestContext, *, with_body: bool) -> Response:
     )
     headers = object_headers(version, locations)
     if "partNumber" in ctx.query:
-        raise errors.not_implemented("GetObject with partNumber")
-    byte_range = parse_range(ctx.headers.get("range"), version.size)
+        byte_range = part_range(ctx, version, segments)
+    else:
+        byte_range = parse_range(ctx.headers.get("range"), version.size)
     for param, header in _RESPONSE_OVERRIDES.items():
         if param in ctx.query:
             headers[header] = ctx.query[param]
@@ -325,6 +337,44 @@ async def _get_or_head(ctx: RequestContext, *, with_body: bool) -> Response:
             return PathSendResponse(path, status, headers)
     chunks: AsyncIterator[bytes] = await prefetch(reader.read(segments, start, end))
     return StreamingResponse(chunks, status_code=status, headers=headers)
+
+
+def whole_number(value: str) -> int | None:
+    """A small non-negative decimal (ASCII digits only), else None."""
+    value = value.strip()
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else None
+
+
+def part_number(value: str, maximum: int = 10_000) -> int:
+    number = whole_number(value)
+    if number is None or not 1 <= number <= maximum:
+        raise errors.invalid_argument(
+            f"Part number must be an integer between 1 and {maximum}, inclusive",
+            name="partNumber",
+            value=value,
+        )
+    return number
+
+
+def part_range(
+    ctx: RequestContext, version: ObjectVersion, segments: list[SegmentRef]
+) -> ByteRange | None:
+    """GET/HEAD `?partNumber=N`: the bytes of part N of a multipart object (a one-blob object
+    is its own part 1); None for the whole of an empty object."""
+    number = part_number(ctx.query["partNumber"])
+    if ctx.headers.get("range"):
+        raise errors.invalid_request(
+            "Cannot specify both Range header and partNumber query parameter"
+        )
+    sizes = [s.size for s in segments] if version.part_count else [version.size]
+    if number > len(sizes):
+        raise errors.S3Error(
+            "InvalidPartNumber", "The requested partnumber is not satisfiable", 416
+        )
+    start = sum(sizes[: number - 1])
+    if sizes[number - 1] == 0:
+        return None
+    return ByteRange(start, start + sizes[number - 1] - 1, version.size)
 
 
 async def get_object(ctx: RequestContext) -> Response:
