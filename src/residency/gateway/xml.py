@@ -247,7 +247,13 @@ def error_document(
     return _render(root)
 
 
-def list_all_my_buckets(buckets: Iterable[BucketEntry], owner: Owner) -> bytes:
+def list_all_my_buckets(
+    buckets: Iterable[BucketEntry],
+    owner: Owner,
+    *,
+    continuation_token: str | None = None,
+    prefix: str | None = None,
+) -> bytes:
     root = _root("ListAllMyBucketsResult")
     _owner(root, "Owner", owner)
     container = _sub(root, "Buckets")
@@ -256,6 +262,8 @@ def list_all_my_buckets(buckets: Iterable[BucketEntry], owner: Owner) -> bytes:
         _sub(el, "Name", bucket.name)
         _sub(el, "CreationDate", iso8601(bucket.creation_date))
         _opt(el, "BucketRegion", bucket.region)
+    _opt(root, "ContinuationToken", continuation_token)
+    _opt(root, "Prefix", prefix)
     return _render(root)
 
 
@@ -276,7 +284,9 @@ def list_objects_v1(
     enc = encoding_type == "url"
     root = _root("ListBucketResult")
     _sub(root, "Name", bucket)
-    _sub(root, "Prefix", _url(prefix, enc))
+    # V1 sends Prefix as the client sent it even with encoding-type=url (SDKs decode only
+    # Delimiter, Marker, NextMarker and the keys of a V1 listing).
+    _sub(root, "Prefix", prefix)
     _sub(root, "Marker", _url(marker, enc))
     if next_marker is not None:
         _sub(root, "NextMarker", _url(next_marker, enc))

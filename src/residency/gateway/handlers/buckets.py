@@ -9,6 +9,7 @@ from residency.audit.kinds import ADMIN, DELETE
 from residency.gateway import authorize, errors
 from residency.gateway.context import RequestContext
 from residency.gateway.handlers.common import empty_response, owner, xml_response
+from residency.gateway.handlers.listing import decode_token, encode_token
 from residency.gateway.payload import request_body
 from residency.gateway.xml import (
     BucketEntry,
@@ -28,14 +29,46 @@ DEFAULT_SUBJECT_HEADER = "x-residency-default-subject"
 POLICY_HEADER = "x-residency-policy"
 
 
+MAX_BUCKETS = 10_000
+
+
+def _max_buckets(ctx: RequestContext) -> int:
+    value = ctx.query.get("max-buckets")
+    if value is None:
+        return MAX_BUCKETS
+    number = int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else 0
+    if not 1 <= number <= MAX_BUCKETS:
+        raise errors.invalid_argument(
+            f"Argument max-buckets must be an integer between 1 and {MAX_BUCKETS}",
+            name="max-buckets",
+            value=value,
+        )
+    return number
+
+
 async def list_buckets(ctx: RequestContext) -> Response:
+    """ListBuckets with S3's `max-buckets`, `continuation-token` (the last name listed,
+    opaque to clients) and `prefix`."""
+    limit = _max_buckets(ctx)
+    prefix = ctx.query.get("prefix", "")
+    token = ctx.query.get("continuation-token")
+    after = decode_token(token) if token else ""
     async with ctx.gw.db.session(write=False) as session:
         await authorize.tenant(ctx, session)
         tenant = await session.get(Tenant, ctx.identity.tenant_id)
         assert tenant is not None
-        rows = await bucket_repo.list_buckets(session, tenant)
-        entries = [BucketEntry(b.name, b.created) for b in rows]
-    return xml_response(list_all_my_buckets(entries, owner(ctx)))
+        rows = await bucket_repo.list_buckets(
+            session, tenant, prefix=prefix, after=after, limit=limit + 1
+        )
+        entries = [BucketEntry(b.name, b.created) for b in rows[:limit]]
+    more = len(rows) > limit
+    body = list_all_my_buckets(
+        entries,
+        owner(ctx),
+        continuation_token=encode_token(entries[-1].name) if more else None,
+        prefix=prefix if "prefix" in ctx.query else None,
+    )
+    return xml_response(body)
 
 
 def _bucket_policy(value: str | None) -> str | None:

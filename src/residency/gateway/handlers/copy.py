@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from starlette.responses import Response
 
@@ -15,6 +16,7 @@ from residency.gateway.handlers.objects import (
     ReadTarget,
     checked_key,
     commit_simple,
+    content_headers,
     full_object_checksum,
     read_target,
     request_tags,
@@ -101,9 +103,11 @@ async def copy_object(ctx: RequestContext) -> Response:
     if metadata_directive == "REPLACE":
         meta = user_metadata(ctx.headers)
         content_type = ctx.headers.get("content-type")
+        kept_headers = content_headers(ctx.headers)
     else:
         meta = dict(version.user_metadata)
         content_type = version.content_type
+        kept_headers = dict(version.content_headers or {})
     tags = request_tags(ctx.headers) if tagging_directive == "REPLACE" else dict(version.tags)
 
     inherited = Inherited(version.data_class, version.subject, version.subject_count)
@@ -114,10 +118,9 @@ async def copy_object(ctx: RequestContext) -> Response:
         _copy_checksum_algorithm(ctx, version),
     )
     blob_key, info = await write_blob(ctx.gw, placement.locations, chunks, expect_size=version.size)
-    attrs = placement.version_attrs(
-        content_type=content_type,
-        user_metadata=meta,
-        tags=tags,
+    attrs = replace(
+        placement.version_attrs(content_type=content_type, user_metadata=meta, tags=tags),
+        content_headers=kept_headers,
     )
     new = await commit_simple(
         ctx,

@@ -3,6 +3,8 @@ completion commits a manifest of the part blobs (no concatenation)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
@@ -16,6 +18,7 @@ from residency.gateway.handlers.copy import load_source, source_stream
 from residency.gateway.handlers.objects import (
     check_write_conditions,
     checked_key,
+    content_headers,
     request_tags,
     user_metadata,
 )
@@ -99,10 +102,13 @@ async def create_multipart_upload(ctx: RequestContext) -> Response:
     async with ctx.gw.db.session(write=False) as session:
         bucket = await authorize.object_bucket(session, ctx)
     placement = await decide(ctx, bucket, key, user_metadata=meta, tags=tags)
-    attrs = placement.version_attrs(
-        content_type=ctx.headers.get("content-type"),
-        user_metadata=meta,
-        tags=tags,
+    attrs = replace(
+        placement.version_attrs(
+            content_type=ctx.headers.get("content-type"),
+            user_metadata=meta,
+            tags=tags,
+        ),
+        content_headers=content_headers(ctx.headers),
     )
     async with ctx.gw.db.session() as session:
         bucket = await authorize.object_bucket(session, ctx)

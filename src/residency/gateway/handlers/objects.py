@@ -3,8 +3,13 @@ replica failover), delete and batch delete."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import email.errors
+import email.header
+import re
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -71,10 +76,63 @@ _RESPONSE_OVERRIDES = {
 }
 
 
+CONTENT_HEADERS = (
+    "Cache-Control",
+    "Content-Disposition",
+    "Content-Encoding",
+    "Content-Language",
+    "Expires",
+)
+"""Headers an object keeps and sends back on GET/HEAD, as the client sent them."""
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[BbQq]\?[^?\s]*\?=")
+
+
+def content_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Cache-Control, Content-Disposition, Content-Encoding, Content-Language and Expires of
+    a write. `aws-chunked` is transfer framing, not the object's encoding: S3 drops it."""
+    kept: dict[str, str] = {}
+    for name in CONTENT_HEADERS:
+        value = headers.get(name.lower())
+        if value is None:
+            continue
+        if name == "Content-Encoding":
+            codings = [c.strip() for c in value.split(",") if c.strip()]
+            value = ",".join(c for c in codings if c.lower() != "aws-chunked")
+            if not value:
+                continue
+        kept[name] = value
+    return kept
+
+
+def metadata_value(raw: str) -> str:
+    """A user-metadata value as S3 keeps it: Unicode. Header values arrive latin-1 decoded, so
+    raw UTF-8 bytes are read as UTF-8, and RFC 2047 encoded-words (`=?UTF-8?B?...?=`) are
+    decoded, as S3 does before storing."""
+    try:
+        value = raw.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        value = raw
+    if _ENCODED_WORD.search(value):
+        # Not valid RFC 2047 after all: kept as sent.
+        with contextlib.suppress(
+            email.errors.HeaderParseError, LookupError, UnicodeError, ValueError
+        ):
+            value = str(email.header.make_header(email.header.decode_header(value)))
+    return value
+
+
+def metadata_header(value: str) -> str:
+    """A stored metadata value as a response header: as is when US-ASCII, else RFC 2047
+    (`=?UTF-8?B?...?=`), as S3 sends it ("mail-safe")."""
+    if value.isascii():
+        return value
+    return f"=?UTF-8?B?{base64.b64encode(value.encode('utf-8')).decode('ascii')}?="
+
+
 def user_metadata(headers: Mapping[str, str]) -> dict[str, str]:
     """`x-amz-meta-*` headers (names lower-cased, as S3 stores them), within S3's 2 KB."""
     meta = {
-        name[len(META_PREFIX) :].lower(): value
+        name[len(META_PREFIX) :].lower(): metadata_value(value)
         for name, value in headers.items()
         if name.lower().startswith(META_PREFIX)
     }
@@ -175,10 +233,13 @@ async def put_object(ctx: RequestContext) -> Response:
     blob_key, info = await write_blob(
         ctx.gw, placement.locations, body, expect_size=body.expected_size
     )
-    attrs = placement.version_attrs(
-        content_type=ctx.headers.get("content-type"),
-        user_metadata=meta,
-        tags=tags,
+    attrs = replace(
+        placement.version_attrs(
+            content_type=ctx.headers.get("content-type"),
+            user_metadata=meta,
+            tags=tags,
+        ),
+        content_headers=content_headers(ctx.headers),
     )
     checksum = full_object_checksum(body.object_checksum)
     await commit_simple(ctx, ctx.bucket, key, placement, attrs, blob_key, info, checksum)
@@ -239,8 +300,9 @@ def object_headers(version: ObjectVersion, locations: list[str]) -> dict[str, st
         headers["x-residency-subject"] = version.subject
     if version.rule:
         headers["x-residency-rule"] = version.rule
+    headers.update(version.content_headers or {})
     for name, value in version.user_metadata.items():
-        headers[META_PREFIX + name] = value
+        headers[META_PREFIX + name] = metadata_header(value)
     if version.tags:
         headers["x-amz-tagging-count"] = str(len(version.tags))
     if version.part_count:

@@ -21,6 +21,7 @@ from residency.meta.errors import (
 )
 from residency.meta.models import Bucket, MultipartPart, MultipartUpload, ObjectVersion, Tenant
 from residency.meta.repo.blobs import add_garbage
+from residency.meta.repo.keyspace import prefix_end
 from residency.meta.repo.objects import detached
 from residency.meta.repo.rawsql import Prepared
 from residency.meta.types import utcnow
@@ -131,11 +132,28 @@ async def get_bucket(session: AsyncSession, name: str) -> Bucket:
     return bucket
 
 
-async def list_buckets(session: AsyncSession, tenant: Tenant | None = None) -> Sequence[Bucket]:
-    """A tenant's buckets by name (all buckets for `None`: operators only)."""
+async def list_buckets(
+    session: AsyncSession,
+    tenant: Tenant | None = None,
+    *,
+    prefix: str = "",
+    after: str = "",
+    limit: int | None = None,
+) -> Sequence[Bucket]:
+    """A tenant's buckets by name (all buckets for `None`: operators only): those whose name
+    starts with `prefix` and sorts after `after`, at most `limit` of them."""
     stmt = select(Bucket).order_by(Bucket.name)
     if tenant is not None:
         stmt = stmt.where(Bucket.tenant_id == tenant.id)
+    if prefix:  # a name range, not LIKE (case-insensitive on SQLite)
+        stmt = stmt.where(Bucket.name >= prefix)
+        end = prefix_end(prefix)
+        if end is not None:
+            stmt = stmt.where(Bucket.name < end)
+    if after:
+        stmt = stmt.where(Bucket.name > after)
+    if limit is not None:
+        stmt = stmt.limit(limit)
     return (await session.scalars(stmt)).all()
 
 
