@@ -140,3 +140,31 @@ def test_list_objects_v1_returns_prefix_as_sent(s3: Any) -> None:
     listed = s3.list_objects(Bucket=bucket, Prefix="a b/é")
     assert listed["Prefix"] == "a b/é"
     assert [o["Key"] for o in listed["Contents"]] == ["a b/é.txt"]
+
+
+def test_public_access_block_is_stored(gateway: Gateway, s3: Any) -> None:
+    """Stored and shown as set; residency never serves an anonymous request either way."""
+    bucket = new_bucket(s3)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.get_public_access_block(Bucket=bucket)
+    assert exc.value.response["Error"]["Code"] == "NoSuchPublicAccessBlockConfiguration"
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    config = {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": False,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=config)
+    got = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert got == config
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        gateway.other_s3().put_public_access_block(
+            Bucket=bucket, PublicAccessBlockConfiguration=config
+        )
+    assert exc.value.response["Error"]["Code"] == "AccessDenied"
+    s3.delete_public_access_block(Bucket=bucket)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.get_public_access_block(Bucket=bucket)
+    assert exc.value.response["Error"]["Code"] == "NoSuchPublicAccessBlockConfiguration"
+    assert httpx.get(f"{gateway.endpoint}/{bucket}").status_code == 403  # anonymous: refused

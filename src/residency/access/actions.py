@@ -54,6 +54,10 @@ S3_OPERATIONS: dict[str, Action] = {
     "HeadBucket": Action.LIST_OBJECTS,
     "GetBucketLocation": Action.LIST_OBJECTS,
     "GetBucketVersioning": Action.LIST_OBJECTS,
+    "GetPublicAccessBlock": Action.LIST_OBJECTS,
+    # Configuring a bucket is its creator's right (there is no finer Cedar action yet).
+    "PutPublicAccessBlock": Action.CREATE_BUCKET,
+    "DeletePublicAccessBlock": Action.CREATE_BUCKET,
     "ListObjects": Action.LIST_OBJECTS,
     "ListObjectsV2": Action.LIST_OBJECTS,
     "ListObjectVersions": Action.LIST_OBJECTS,

@@ -46,6 +46,13 @@ _UNSUPPORTED_SUBRESOURCES = frozenset(
 )
 
 
+_PUBLIC_ACCESS_BLOCK = {
+    "GET": "GetPublicAccessBlock",
+    "PUT": "PutPublicAccessBlock",
+    "DELETE": "DeletePublicAccessBlock",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """What a request asks for. `operation` uses the S3 API action names."""
@@ -159,6 +166,8 @@ def route(
 ) -> Route:
     """Map a request to its S3 operation. `headers` must be case-insensitive (lowercase keys)."""
     bucket, key = split_address(host, raw_path, base_domains)
+    if bucket is not None and not key and "publicAccessBlock" in query:
+        return Route(_PUBLIC_ACCESS_BLOCK.get(method, "NotImplemented"), bucket, None)
     if any(name in query for name in _UNSUPPORTED_SUBRESOURCES):
         return Route("NotImplemented", bucket, key or None)
     if bucket is None:

@@ -54,8 +54,10 @@ __all__ = [
     "parse_complete_multipart_upload",
     "parse_create_bucket_configuration",
     "parse_delete",
+    "parse_public_access_block",
     "parse_tagging",
     "parse_tagging_header",
+    "public_access_block",
     "read_body",
     "tagging",
     "validate_tags",
@@ -475,6 +477,37 @@ def object_attributes_result(
     _opt(root, "StorageClass", storage_class)
     _opt(root, "ObjectSize", object_size)
     return _render(root)
+
+
+PUBLIC_ACCESS_BLOCK_FLAGS = (
+    "BlockPublicAcls",
+    "IgnorePublicAcls",
+    "BlockPublicPolicy",
+    "RestrictPublicBuckets",
+)
+
+
+def public_access_block(flags: Mapping[str, bool]) -> bytes:
+    root = _root("PublicAccessBlockConfiguration")
+    for name in PUBLIC_ACCESS_BLOCK_FLAGS:
+        _sub(root, name, bool(flags.get(name, False)))
+    return _render(root)
+
+
+def parse_public_access_block(body: bytes) -> dict[str, bool]:
+    """PutPublicAccessBlock's body: each flag `true` or `false` (absent: false)."""
+    root = _parse(body, "PublicAccessBlockConfiguration")
+    flags: dict[str, bool] = {}
+    for name in PUBLIC_ACCESS_BLOCK_FLAGS:
+        text = _text(root, name, required=False)
+        if text is None:
+            flags[name] = False
+            continue
+        value = text.strip().lower()
+        if value not in ("true", "false"):
+            raise errors.malformed_xml()
+        flags[name] = value == "true"
+    return flags
 
 
 def list_multipart_uploads_result(

@@ -98,6 +98,8 @@ class Bucket(Base):
     default_class: Mapped[str | None] = mapped_column(String(128))
     default_subject: Mapped[str | None] = mapped_column(String(64))
     policy: Mapped[str | None] = mapped_column(String(128))
+    public_access_block: Mapped[dict[str, bool] | None] = mapped_column(JSONDoc)
+    """PutPublicAccessBlock's four flags; informational (no request is ever anonymous)."""
 
 
 class ObjectVersion(Base):

@@ -16,6 +16,8 @@ from residency.gateway.xml import (
     list_all_my_buckets,
     location_constraint,
     parse_create_bucket_configuration,
+    parse_public_access_block,
+    public_access_block,
     read_body,
 )
 from residency.meta.models import Tenant
@@ -166,3 +168,44 @@ async def get_bucket_versioning(ctx: RequestContext) -> Response:
         b'<?xml version="1.0" encoding="UTF-8"?>\n'
         b'<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>'
     )
+
+
+async def get_public_access_block(ctx: RequestContext) -> Response:
+    async with ctx.gw.db.session(write=False) as session:
+        bucket = await authorize.bucket(session, ctx)
+        flags = bucket.public_access_block
+    if flags is None:
+        raise errors.S3Error(
+            "NoSuchPublicAccessBlockConfiguration",
+            "The public access block configuration was not found",
+            404,
+            bucket_name=ctx.bucket,
+        )
+    return xml_response(public_access_block(flags))
+
+
+async def put_public_access_block(ctx: RequestContext) -> Response:
+    """Stored and shown as set. Residency serves no anonymous request at all (every request
+    is signed by a tenant's key), so every bucket is already what these flags ask for."""
+    flags = parse_public_access_block(await read_body(request_body(ctx.request, ctx.auth)))
+    await _set_public_access_block(ctx, flags)
+    return empty_response()
+
+
+async def delete_public_access_block(ctx: RequestContext) -> Response:
+    await _set_public_access_block(ctx, None)
+    return empty_response(204)
+
+
+async def _set_public_access_block(ctx: RequestContext, flags: dict[str, bool] | None) -> None:
+    async with ctx.gw.db.session() as session:
+        bucket = await authorize.bucket(session, ctx)
+        bucket.public_access_block = flags
+        await audit_append(
+            session,
+            ADMIN,
+            actor=ctx.identity.actor,
+            tenant=ctx.identity.tenant,
+            target=f"s3://{ctx.bucket}",
+            detail={"action": "put_public_access_block", "flags": flags},
+        )
