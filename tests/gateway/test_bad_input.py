@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import socket
 import time
 import uuid
@@ -111,7 +113,10 @@ def test_malformed_xml(gateway: Gateway) -> None:
     bucket = new_bucket(s3)
     url = f"{gateway.endpoint}/{bucket}?delete"
     body = b"<Delete><Object><Key>unterminated"
-    headers = signed_headers(gateway, "POST", url, {"Content-Type": "application/xml"}, body)
+    md5 = base64.b64encode(hashlib.md5(body).digest()).decode()  # DeleteObjects requires one
+    headers = signed_headers(
+        gateway, "POST", url, {"Content-Type": "application/xml", "Content-MD5": md5}, body
+    )
     response = httpx.post(url, content=body, headers=headers)
     assert response.status_code == 400
     assert b"<Code>MalformedXML</Code>" in response.content

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from residency.config import Settings
 from residency.gateway import errors, sigv4
-from residency.gateway.accesslog import AccessLog, new_request_id
+from residency.gateway.accesslog import AccessLog, loggable, new_request_id
 from residency.gateway.auth import AccessKeyCache, audit_denial, authenticate
 from residency.gateway.authorize import Denied
 from residency.gateway.context import Identity, RequestContext
@@ -34,6 +34,7 @@ from residency.gateway.handlers import HANDLERS
 from residency.gateway.handlers.common import from_meta
 from residency.gateway.routing import Route, route
 from residency.gateway.state import Gateway
+from residency.gateway.versions import refuse_versions
 from residency.gateway.xml import error_document
 from residency.meta.db import is_contention
 from residency.meta.errors import MetaError
@@ -105,6 +106,7 @@ async def _dispatch(request: Request) -> Response:
         )
         identity, verified = await authenticate(gw, request, parts)
         refuse_encryption(r.operation, request.headers.keys())
+        refuse_versions(r, query)
         ctx = RequestContext(gw, request, r, request_id, identity, verified, query)
         handler = HANDLERS.get(r.operation)
         if handler is None:
@@ -125,13 +127,16 @@ async def _dispatch(request: Request) -> Response:
             log.warning(
                 "database busy handling %s %s id=%s: %s",
                 request.method,
-                request.url.path,
+                loggable(request.url.path),
                 request_id,
-                getattr(exc, "orig", exc),
+                loggable(str(getattr(exc, "orig", exc))),
             )
             return error_response(slow_down(), request, request_id)
         log.exception(
-            "internal error handling %s %s id=%s", request.method, request.url.path, request_id
+            "internal error handling %s %s id=%s",
+            request.method,
+            loggable(request.url.path),
+            request_id,
         )
         return error_response(errors.internal_error(), request, request_id)
     response.headers["x-amz-request-id"] = request_id
@@ -172,6 +177,10 @@ def create_app(settings: Settings) -> Starlette:
             await gw.close()
 
     return Starlette(
-        middleware=[Middleware(AccessLog), Middleware(UnreadBodyGuard), Middleware(S3Endpoint)],
+        middleware=[
+            Middleware(AccessLog),
+            Middleware(UnreadBodyGuard, drain_timeout=settings.body_idle_timeout),
+            Middleware(S3Endpoint),
+        ],
         lifespan=lifespan,
     )

@@ -13,6 +13,7 @@ in the log.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from residency.access import (
 from residency.access import RequestContext as AccessContext
 from residency.access.lookup import tenant_name
 from residency.audit import append as audit_append
+from residency.audit import append_many
 from residency.audit.kinds import ACCESS_DENIED, THRESHOLD_HIT
 from residency.gateway import errors
 from residency.gateway.context import RequestContext
@@ -239,11 +241,13 @@ async def object_ref(
     *,
     locations: Iterable[str] = (),
     session: AsyncSession | None = None,
+    tenant: str | None = None,
 ) -> ObjectRef:
     """An object as a Cedar resource, from whatever the handler knows about it.
 
     `None` (no such object yet) is judged as the bucket's default class, so whether a key
-    exists is never revealed to a caller who may not act on it.
+    exists is never revealed to a caller who may not act on it. `tenant`: the bucket's
+    tenant name when the caller already knows it.
     """
     version_id = None
     if isinstance(facts, MultipartUpload):
@@ -262,13 +266,35 @@ async def object_ref(
     return ObjectRef(
         bucket=bucket.name,
         key=key,
-        tenant=await _tenant_of(ctx, bucket, session),
+        tenant=tenant if tenant is not None else await _tenant_of(ctx, bucket, session),
         data_class=data_class,
         subject=subject,
         subject_count=count,
         countries=frozenset(countries),
         version_id=version_id,
     )
+
+
+async def object_refs(
+    ctx: RequestContext,
+    bucket: Bucket,
+    objects: Sequence[tuple[str, Facts, Iterable[str]]],
+    *,
+    session: AsyncSession | None = None,
+) -> list[ObjectRef]:
+    """`object_ref` for many (key, facts, locations) of one bucket (DeleteObjects): the
+    bucket's tenant is resolved once."""
+    if not objects:
+        return []
+    key, facts, locations = objects[0]
+    first = await object_ref(ctx, bucket, key, facts, locations=locations, session=session)
+    refs = [first]
+    for key, facts, locations in objects[1:]:
+        # Same bucket, same tenant: resolved once above.
+        refs.append(
+            await object_ref(ctx, bucket, key, facts, locations=locations, tenant=first.tenant)
+        )
+    return refs
 
 
 async def check_object(
@@ -320,13 +346,24 @@ async def charge_read(ctx: RequestContext, obj: ObjectRef) -> None:
         )
 
 
-async def check_deletes(
-    session: AsyncSession, ctx: RequestContext, bucket: Bucket, objects: Sequence[ObjectRef]
-) -> list[AccessDecision | None]:
-    """DeleteObjects: one decision per key in one Cedar call (None: allowed, not evaluated).
+DECISION_CHUNK = 100
+"""Cedar decisions per call when deciding a batch: the event loop gets a turn between calls."""
 
-    Denied keys are audited in the caller's transaction; when no key at all is allowed the
-    whole request is refused, as for any other operation on a resource the caller may not use.
+
+async def decide_deletes(
+    ctx: RequestContext,
+    objects: Sequence[ObjectRef],
+    *,
+    session: AsyncSession | None = None,
+    whole_request: bool = True,
+) -> list[AccessDecision | None]:
+    """DeleteObjects: one decision per key (None: allowed, not evaluated).
+
+    Cedar decides in chunks of `DECISION_CHUNK`; between them, unless `session` is given
+    (inside a `Database.write`, which must not suspend), the event loop serves other
+    requests. With `whole_request`, no key allowed at all refuses the whole request, as for
+    any other operation on a resource the caller may not use. Refused keys are audited by
+    `audit_refused_deletes` in the transaction that deletes the others.
     """
     access = ctx.gw.access
     if not objects:
@@ -336,19 +373,36 @@ async def check_deletes(
             _owner_only(ctx, obj)
         return [None] * len(objects)
     who = await caller(ctx, session)
-    decisions = access.authorizer.authorize_batch(
-        who, [(Action.DELETE_OBJECT, obj) for obj in objects], _context(ctx)
-    )
-    refused = [(obj, d) for obj, d in zip(objects, decisions, strict=True) if not d.allowed]
-    if len(refused) == len(objects):
-        raise _denied(ctx, refused[0][0], refused[0][1])
-    for obj, d in refused:
-        await audit_append(
-            session,
-            ACCESS_DENIED,
-            actor=ctx.identity.actor,
-            tenant=ctx.identity.tenant,
-            target=_target(obj),
-            detail={"operation": ctx.route.operation, **d.audit_detail()},
+    context = _context(ctx)
+    decisions: list[AccessDecision] = []
+    for start in range(0, len(objects), DECISION_CHUNK):
+        if start and session is None:
+            await asyncio.sleep(0)
+        chunk = objects[start : start + DECISION_CHUNK]
+        decisions.extend(
+            access.authorizer.authorize_batch(
+                who, [(Action.DELETE_OBJECT, obj) for obj in chunk], context
+            )
         )
+    refused = [(obj, d) for obj, d in zip(objects, decisions, strict=True) if not d.allowed]
+    if whole_request and len(refused) == len(objects):
+        raise _denied(ctx, refused[0][0], refused[0][1])
     return [None if d.allowed else d for d in decisions]
+
+
+async def audit_refused_deletes(
+    session: AsyncSession,
+    ctx: RequestContext,
+    refused: Sequence[tuple[ObjectRef, AccessDecision]],
+) -> None:
+    """One access-denied entry per refused key, written in one statement."""
+    await append_many(
+        session,
+        ACCESS_DENIED,
+        [
+            (_target(obj), {"operation": ctx.route.operation, **d.audit_detail()})
+            for obj, d in refused
+        ],
+        actor=ctx.identity.actor,
+        tenant=ctx.identity.tenant,
+    )

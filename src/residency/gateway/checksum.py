@@ -26,6 +26,7 @@ import google_crc32c
 
 from residency.gateway import errors
 from residency.gateway.chunked import AwsChunkedBody, declared_trailers, decoded_content_length
+from residency.gateway.http import decimal
 from residency.gateway.sigv4 import PayloadMode, RequestParts, VerifiedAuth, payload_mode
 
 __all__ = [
@@ -271,10 +272,7 @@ def expectations(
     if mode.is_aws_chunked:
         content_length = decoded_content_length(req)
     else:
-        raw_length = req.header("content-length")
-        content_length = (
-            int(raw_length) if raw_length is not None and raw_length.strip().isdigit() else None
-        )
+        content_length = decimal(req.header("content-length"))
 
     md5_header = req.header("content-md5")
     content_md5 = parse_content_md5(md5_header) if md5_header is not None else None

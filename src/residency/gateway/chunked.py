@@ -19,6 +19,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 
 from residency.gateway import errors
 from residency.gateway.errors import S3Error
+from residency.gateway.http import decimal
 from residency.gateway.sigv4 import (
     EMPTY_SHA256,
     PayloadMode,
@@ -59,14 +60,14 @@ def decoded_content_length(req: RequestParts) -> int:
         raise errors.missing_content_length(
             "You must provide the x-amz-decoded-content-length header with an aws-chunked body."
         )
-    value = value.strip()
-    if not value.isdigit():
+    length = decimal(value)
+    if length is None:
         raise errors.invalid_argument(
             "x-amz-decoded-content-length must be a non-negative integer",
             name="x-amz-decoded-content-length",
             value=value,
         )
-    return int(value)
+    return length
 
 
 def declared_trailers(req: RequestParts) -> tuple[str, ...]:

@@ -36,6 +36,7 @@ __all__ = [
     "invalid_range",
     "invalid_request",
     "invalid_tag",
+    "invalid_uri",
     "key_too_long",
     "malformed_trailer",
     "malformed_xml",
@@ -46,12 +47,14 @@ __all__ = [
     "no_such_bucket",
     "no_such_key",
     "no_such_upload",
+    "no_such_version",
     "not_implemented",
     "not_modified",
     "precondition_failed",
     "request_expired",
     "request_header_section_too_large",
     "request_time_too_skewed",
+    "request_timeout",
     "residency_violation",
     "signature_does_not_match",
 ]
@@ -66,6 +69,7 @@ STATUS: Mapping[str, int] = MappingProxyType(
         "NoSuchBucket": 404,
         "NoSuchKey": 404,
         "NoSuchUpload": 404,
+        "NoSuchVersion": 404,
         "BucketAlreadyExists": 409,
         "BucketAlreadyOwnedByYou": 409,
         "BucketNotEmpty": 409,
@@ -90,6 +94,8 @@ STATUS: Mapping[str, int] = MappingProxyType(
         "NotImplemented": 501,
         "InternalError": 500,
         "InvalidRequest": 400,
+        "InvalidURI": 400,
+        "RequestTimeout": 400,
         "KeyTooLongError": 400,
         "MetadataTooLarge": 400,
         "InvalidTag": 400,
@@ -161,6 +167,12 @@ DEFAULT_MESSAGES: Mapping[str, str] = MappingProxyType(
         "NotImplemented": "A header you provided implies functionality that is not implemented.",
         "InternalError": "We encountered an internal error. Please try again.",
         "InvalidRequest": "Invalid Request",
+        "InvalidURI": "Couldn't parse the specified URI.",
+        "NoSuchVersion": "The specified version does not exist.",
+        "RequestTimeout": (
+            "Your socket connection to the server was not read from or written to within the "
+            "timeout period. Idle connections will be closed."
+        ),
         "KeyTooLongError": "Your key is too long",
         "MetadataTooLarge": "Your metadata headers exceed the maximum allowed metadata size.",
         "InvalidTag": "The tag provided was not a valid tag.",
@@ -318,6 +330,11 @@ def no_such_upload(upload_id: str) -> S3Error:
     return S3Error("NoSuchUpload", upload_id=upload_id)
 
 
+def no_such_version(key: str, version_id: str) -> S3Error:
+    """Versioning is not implemented: every version id but `null` names nothing."""
+    return S3Error("NoSuchVersion", key=key, version_id=version_id)
+
+
 def bucket_already_exists(bucket: str) -> S3Error:
     return S3Error("BucketAlreadyExists", bucket_name=bucket)
 
@@ -352,6 +369,16 @@ def invalid_argument(message: str, *, name: str | None = None, value: str | None
 
 def invalid_request(message: str) -> S3Error:
     return S3Error("InvalidRequest", message)
+
+
+def invalid_uri(uri: str | None = None) -> S3Error:
+    """A request path S3 cannot read as a key, e.g. percent-encoded bytes that are not UTF-8."""
+    return S3Error("InvalidURI", uri=uri)
+
+
+def request_timeout() -> S3Error:
+    """The client stopped sending its body; the answer closes the connection."""
+    return S3Error("RequestTimeout", headers={"Connection": "close"})
 
 
 def invalid_range(actual_object_size: int, range_requested: str | None = None) -> S3Error:

@@ -29,6 +29,7 @@ __all__ = [
     "PathSendResponse",
     "check_copy_source_conditions",
     "check_preconditions",
+    "decimal",
     "http_date",
     "offers_pathsend",
     "parse_copy_source",
@@ -37,7 +38,26 @@ __all__ = [
     "parse_range",
 ]
 
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE | re.ASCII)
+_BEYOND_ANY_OBJECT = 10**20
+"""Stands for a byte offset of more than 20 digits: past the end of every object, and never
+an `int()` of thousands of digits (which Python refuses with ValueError)."""
+
+
+def _offset(digits: str) -> int:
+    return int(digits) if len(digits) <= 20 else _BEYOND_ANY_OBJECT
+
+
+def decimal(value: str | None) -> int | None:
+    """A non-negative decimal of ASCII digits (at most 20, surrounding blanks allowed);
+    None for anything else. `str.isdigit` alone would take '²' or '٣', and `int` of
+    thousands of digits raises: request numbers go through here instead."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not 0 < len(text) <= 20 or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +114,12 @@ def parse_http_date(value: str | None) -> datetime | None:
         return None
     try:
         parsed = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
+        if parsed is None:
+            return None
+        # Year 9999 with a negative offset is past datetime.max in UTC: no date, not a crash.
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if parsed is None:
-        return None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_range(value: str | None, size: int) -> ByteRange | None:
@@ -118,12 +139,12 @@ def parse_range(value: str | None, size: int) -> ByteRange | None:
     if not first and not last:
         return None
     if not first:  # suffix: the last n bytes
-        suffix = int(last)
+        suffix = _offset(last)
         if suffix == 0 or size == 0:
             raise errors.invalid_range(size, value)
         return ByteRange(max(0, size - suffix), size - 1, size)
-    start = int(first)
-    end = int(last) if last else size - 1
+    start = _offset(first)
+    end = _offset(last) if last else size - 1
     if last and end < start:
         return None  # syntactically invalid per RFC 9110: ignored
     if start >= size:
@@ -141,7 +162,7 @@ def parse_copy_source_range(value: str, size: int) -> ByteRange:
             name="x-amz-copy-source-range",
             value=value,
         )
-    start, end = int(match.group(1)), int(match.group(2))
+    start, end = _offset(match.group(1)), _offset(match.group(2))
     if end < start:
         raise errors.invalid_argument(
             "The x-amz-copy-source-range value must have first <= last",
@@ -164,7 +185,14 @@ def parse_copy_source(value: str) -> CopySource:
     """`x-amz-copy-source: [/]bucket/key[?versionId=v]`, key URL-decoded."""
     raw = value.strip()
     path, _, query = raw.partition("?")
-    path = urllib.parse.unquote(path).lstrip("/")
+    try:
+        path = urllib.parse.unquote(path, errors="strict").lstrip("/")
+    except UnicodeDecodeError:  # never U+FFFD: that would name another object
+        raise errors.invalid_argument(
+            "Invalid copy source encoding: percent-encoded bytes that are not UTF-8",
+            name="x-amz-copy-source",
+            value=value,
+        ) from None
     bucket, _, key = path.partition("/")
     version_id: str | None = None
     if query:

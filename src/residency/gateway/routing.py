@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import unquote
 
+from residency.gateway import errors
+
 # Sub-resources S3 knows but this gateway does not implement: answered with NotImplemented
 # instead of being mistaken for a plain GET/PUT on the bucket or object.
 _UNSUPPORTED_SUBRESOURCES = frozenset(
@@ -81,25 +83,47 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def virtual_bucket(host: str, base_domains: Sequence[str]) -> str | None:
+    """The bucket a `<bucket>.<base domain>` Host names (virtual-host style), else None.
+
+    IP literals, the bare base domain and unknown names are path-style.
+    """
+    hostname = _host_without_port(host).lower()
+    if _is_ip(hostname):
+        return None
+    for domain in base_domains:
+        domain = domain.lower().strip(".")
+        if domain and hostname.endswith("." + domain):
+            return hostname[: -len(domain) - 1]
+    return None
+
+
+def _decode(raw: str) -> str:
+    """A %-encoded path segment as text; percent-encoded bytes that are not UTF-8 are
+    InvalidURI, as S3 answers, never U+FFFD (two raw keys would name one object)."""
+    if "%" not in raw:
+        return raw
+    try:
+        return unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise errors.invalid_uri(raw) from None
+
+
 def split_address(host: str, raw_path: str, base_domains: Sequence[str]) -> tuple[str | None, str]:
     """Return (bucket, key-or-empty) from the Host header and the raw (still %-encoded) path.
 
     Virtual-host style applies when the host is `<bucket>.<base domain>` for a configured base
     domain; everything else (IP literals, the bare base domain, unknown names) is path-style.
     """
-    hostname = _host_without_port(host).lower()
     path = raw_path.split("?", 1)[0]
-    if not _is_ip(hostname):
-        for domain in base_domains:
-            domain = domain.lower().strip(".")
-            if domain and hostname.endswith("." + domain):
-                bucket = hostname[: -len(domain) - 1]
-                return bucket, unquote(path[1:]) if path.startswith("/") else unquote(path)
+    bucket = virtual_bucket(host, base_domains)
+    if bucket is not None:
+        return bucket, _decode(path[1:]) if path.startswith("/") else _decode(path)
     trimmed = path[1:] if path.startswith("/") else path
     if not trimmed:
         return None, ""
     bucket_part, _, key_part = trimmed.partition("/")
-    return unquote(bucket_part) or None, unquote(key_part)
+    return _decode(bucket_part) or None, _decode(key_part)
 
 
 def _object_operation(method: str, query: Mapping[str, str], headers: Mapping[str, str]) -> str:
@@ -107,6 +131,14 @@ def _object_operation(method: str, query: Mapping[str, str], headers: Mapping[st
     if method == "PUT":
         if "partNumber" in query and "uploadId" in query:
             return "UploadPartCopy" if copy else "UploadPart"
+        # Half an UploadPart must not become a PutObject that replaces the object.
+        for present, missing in (("uploadId", "partNumber"), ("partNumber", "uploadId")):
+            if present in query:
+                raise errors.invalid_argument(
+                    f"This operation does not accept {present} without {missing}",
+                    name=present,
+                    value=query[present],
+                )
         if "tagging" in query:
             return "PutObjectTagging"
         return "CopyObject" if copy else "PutObject"

@@ -58,7 +58,7 @@ MAX_SKEW = timedelta(minutes=15)
 MAX_PRESIGN_EXPIRES = 604800
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _CREDENTIAL_DATE = re.compile(r"\d{8}")
-_EXPIRES = re.compile(r"-?\d{1,12}")
+_EXPIRES = re.compile(r"-?\d{1,12}", re.ASCII)
 # Headers a client may add without signing them although they start with x-amz-.
 _UNSIGNED_OK = frozenset({"x-amz-content-sha256"})
 
@@ -364,6 +364,22 @@ def _signed_headers(value: str, malformed: Callable[[str], errors.S3Error]) -> t
     return names
 
 
+def _refuse_unsigned_amz_headers(req: RequestParts, signed: Sequence[str]) -> None:
+    """Every `x-amz-*` header present must be signed (header and presigned auth alike).
+
+    Otherwise whoever holds a presigned URL could add `x-amz-copy-source` (turning a PUT into
+    a copy run as the signer) or classification metadata the signer never agreed to.
+    """
+    unsigned = sorted(
+        {name for name, _ in req.headers if name.startswith("x-amz-")} - set(signed) - _UNSIGNED_OK
+    )
+    if unsigned:
+        raise errors.access_denied(
+            "There were headers present in the request which were not signed",
+            headers_not_signed=", ".join(unsigned),
+        )
+
+
 def _auth_header_fields(value: str) -> dict[str, str]:
     algorithm, _, rest = value.strip().partition(" ")
     if algorithm != ALGORITHM:
@@ -451,14 +467,7 @@ def _parse_header_auth(req: RequestParts, header: str) -> ParsedAuth:
         )
     payload_mode(content_sha256)  # reject unknown values early
 
-    unsigned = sorted(
-        {name for name, _ in req.headers if name.startswith("x-amz-")} - set(signed) - _UNSIGNED_OK
-    )
-    if unsigned:
-        raise errors.access_denied(
-            "There were headers present in the request which were not signed",
-            headers_not_signed=", ".join(unsigned),
-        )
+    _refuse_unsigned_amz_headers(req, signed)
     return ParsedAuth(
         presigned=False,
         credential=credential,
@@ -528,6 +537,7 @@ def _parse_query_auth(req: RequestParts, query: Mapping[str, str]) -> ParsedAuth
             "A presigned request cannot carry an aws-chunked body "
             f"(x-amz-content-sha256: {content_sha256})."
         )
+    _refuse_unsigned_amz_headers(req, signed)
     return ParsedAuth(
         presigned=True,
         credential=credential,
@@ -541,13 +551,15 @@ def _parse_query_auth(req: RequestParts, query: Mapping[str, str]) -> ParsedAuth
 
 
 def _parse_http_date(value: str | None) -> datetime | None:
+    """The `Date` header in UTC; None when it is not a date we can represent (a year-9999
+    date with a negative offset overflows on conversion: that is no date, not a crash)."""
     if not value:
         return None
     try:
         parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # --- verification ---------------------------------------------------------------------------

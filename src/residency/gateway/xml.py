@@ -9,6 +9,7 @@ InvalidPartOrder, ...), never a traceback.
 from __future__ import annotations
 
 import itertools
+import re
 import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
@@ -20,6 +21,7 @@ from defusedxml import DefusedXmlException
 
 from residency.gateway import errors
 from residency.gateway.errors import S3Error
+from residency.gateway.http import decimal as _decimal
 
 __all__ = [
     "MAX_DELETE_KEYS",
@@ -61,6 +63,7 @@ __all__ = [
     "read_body",
     "tagging",
     "validate_tags",
+    "xml_safe",
 ]
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -177,12 +180,23 @@ def _root(tag: str) -> ET.Element:
     return ET.Element(tag, xmlns=S3_NS)
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+"""Characters XML 1.0 cannot carry, not even as character references."""
+
+
+def xml_safe(*texts: str | None) -> bool:
+    """Whether every text can appear in an XML 1.0 document (as itself or a reference)."""
+    return not any(text and _NOT_XML.search(text) for text in texts)
+
+
 def _sub(parent: ET.Element, tag: str, text: str | int | bool | None = None) -> ET.Element:
     el = ET.SubElement(parent, tag)
     if isinstance(text, bool):
         el.text = "true" if text else "false"
     elif text is not None:
-        el.text = str(text)
+        # Last line of defence: a document must parse. Listings never get here with such
+        # text (they switch to encoding-type=url); error messages and the like may.
+        el.text = _NOT_XML.sub("\ufffd", str(text))
     return el
 
 
@@ -205,7 +219,17 @@ def _checksums(parent: ET.Element, checksums: Mapping[str, str] | None) -> None:
 
 def _render(root: ET.Element) -> bytes:
     body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
-    return _XML_DECL + body
+    # A literal CR in text would come back as LF (XML end-of-line handling): a key with CR
+    # must travel as a reference, as S3 sends it. Our markup itself never holds a CR.
+    return _XML_DECL + body.replace(b"\r", b"&#13;")
+
+
+def _needs_url_encoding(encoding_type: str | None, *texts: Iterable[str | None]) -> bool:
+    """`encoding-type=url` asked for, or forced because a key or prefix holds a character
+    XML 1.0 cannot carry (the response then says `<EncodingType>url</EncodingType>`)."""
+    if encoding_type == "url":
+        return True
+    return not all(xml_safe(*group) for group in texts)
 
 
 def _common_prefixes(root: ET.Element, prefixes: Iterable[str], encode: bool) -> None:
@@ -283,7 +307,14 @@ def list_objects_v1(
     encoding_type: str | None = None,
 ) -> bytes:
     """ListBucketResult (V1). `next_marker` is only sent by S3 when a delimiter is used."""
-    enc = encoding_type == "url"
+    contents = list(contents)
+    common_prefixes = list(common_prefixes)
+    enc = _needs_url_encoding(
+        encoding_type,
+        (prefix, marker, next_marker, delimiter),
+        (obj.key for obj in contents),
+        common_prefixes,
+    )
     root = _root("ListBucketResult")
     _sub(root, "Name", bucket)
     # V1 sends Prefix as the client sent it even with encoding-type=url (SDKs decode only
@@ -319,7 +350,12 @@ def list_objects_v2(
     fetch_owner: bool = False,
 ) -> bytes:
     """ListBucketResult (V2). KeyCount counts keys plus common prefixes, as S3 does."""
-    enc = encoding_type == "url"
+    enc = _needs_url_encoding(
+        encoding_type,
+        (prefix, delimiter, start_after),
+        (obj.key for obj in contents),
+        common_prefixes,
+    )
     root = _root("ListBucketResult")
     _sub(root, "Name", bucket)
     _sub(root, "Prefix", _url(prefix, enc))
@@ -525,7 +561,14 @@ def list_multipart_uploads_result(
     next_upload_id_marker: str | None = None,
     encoding_type: str | None = None,
 ) -> bytes:
-    enc = encoding_type == "url"
+    uploads = list(uploads)
+    common_prefixes = list(common_prefixes)
+    enc = _needs_url_encoding(
+        encoding_type,
+        (key_marker, next_key_marker, prefix, delimiter),
+        (upload.key for upload in uploads),
+        common_prefixes,
+    )
     root = _root("ListMultipartUploadsResult")
     _sub(root, "Bucket", bucket)
     _sub(root, "KeyMarker", _url(key_marker, enc))
@@ -649,7 +692,8 @@ def parse_complete_multipart_upload(body: bytes) -> list[CompletedPart]:
     parts: list[CompletedPart] = []
     for el in _children(root, "Part"):
         number_text = (_text(el, "PartNumber") or "").strip()
-        if not number_text.isdigit() or not 1 <= int(number_text) <= MAX_PART_NUMBER:
+        number = _decimal(number_text)
+        if number is None or not 1 <= number <= MAX_PART_NUMBER:
             raise errors.invalid_argument(
                 f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
                 name="PartNumber",
@@ -664,7 +708,7 @@ def parse_complete_multipart_upload(body: bytes) -> list[CompletedPart]:
             for c in el
             if _local(c.tag).startswith("Checksum") and _local(c.tag) != "ChecksumType"
         }
-        parts.append(CompletedPart(int(number_text), etag, checksums))
+        parts.append(CompletedPart(number, etag, checksums))
     if not parts:
         raise errors.malformed_xml(
             "The XML you provided was not well-formed or did not validate against our "

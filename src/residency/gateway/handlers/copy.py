@@ -24,6 +24,7 @@ from residency.gateway.handlers.objects import (
 )
 from residency.gateway.http import CopySource, check_copy_source_conditions, parse_copy_source
 from residency.gateway.reads import ReplicaReader, SegmentRef
+from residency.gateway.versions import check_copy_source_version
 from residency.gateway.writes import Inherited, decide, write_blob
 from residency.gateway.xml import copy_object_result
 from residency.meta.models import ObjectVersion
@@ -35,9 +36,9 @@ async def load_source(ctx: RequestContext, source: CopySource) -> ReadTarget:
     Its bulk-data charge (`authorize.charge_read`) is left to the caller, once the
     destination is known to be allowed too.
     """
-    if source.version_id not in (None, "null"):
-        raise errors.not_implemented("Copying a specific version")
-    return await read_target(ctx, source.bucket, source.key, action=Action.READ_OBJECT)
+    target = await read_target(ctx, source.bucket, source.key, action=Action.READ_OBJECT)
+    check_copy_source_version(source.version_id, source.key)
+    return target
 
 
 def source_stream(

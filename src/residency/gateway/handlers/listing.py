@@ -10,6 +10,7 @@ from starlette.responses import Response
 from residency.gateway import authorize, errors
 from residency.gateway.context import RequestContext
 from residency.gateway.handlers.common import owner, quote_etag, xml_response
+from residency.gateway.http import decimal
 from residency.gateway.xml import ObjectEntry, Owner, list_objects_v1, list_objects_v2
 from residency.meta.models import ObjectVersion
 from residency.meta.repo.objects import MAX_KEYS, Listing, list_objects
@@ -19,13 +20,14 @@ def _max_keys(ctx: RequestContext) -> int:
     value = ctx.query.get("max-keys")
     if value is None:
         return MAX_KEYS
-    if not value.strip().isdigit():
+    number = decimal(value)
+    if number is None:
         raise errors.invalid_argument(
             "Provided max-keys not an integer or within integer range",
             name="max-keys",
             value=value,
         )
-    return min(int(value), MAX_KEYS)
+    return min(number, MAX_KEYS)
 
 
 def _encoding(ctx: RequestContext) -> str | None:

@@ -24,6 +24,7 @@ from residency.gateway.handlers.objects import (
 )
 from residency.gateway.http import (
     check_copy_source_conditions,
+    decimal,
     parse_copy_source,
     parse_copy_source_range,
 )
@@ -68,13 +69,14 @@ MAX_PART_SIZE = 5 * 1024**3
 
 def _part_number(ctx: RequestContext) -> int:
     value = ctx.query.get("partNumber", "")
-    if not value.isdigit() or not 1 <= int(value) <= mp.MAX_PART_NUMBER:
+    number = decimal(value)
+    if number is None or not 1 <= number <= mp.MAX_PART_NUMBER:
         raise errors.invalid_argument(
             f"Part number must be an integer between 1 and {mp.MAX_PART_NUMBER}, inclusive",
             name="partNumber",
             value=value,
         )
-    return int(value)
+    return number
 
 
 async def _upload(ctx: RequestContext, session: AsyncSession) -> tuple[Bucket, MultipartUpload]:
@@ -356,11 +358,12 @@ def _int_param(ctx: RequestContext, name: str, default: int) -> int:
     value = ctx.query.get(name)
     if value is None:
         return default
-    if not value.isdigit():
+    number = decimal(value)
+    if number is None:
         raise errors.invalid_argument(
             f"{name} must be a non-negative integer", name=name, value=value
         )
-    return int(value)
+    return number
 
 
 async def list_parts(ctx: RequestContext) -> Response:

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response, StreamingResponse
 
-from residency.access import Action, ObjectRef
+from residency.access import AccessDecision, Action, ObjectRef
 from residency.audit import append as audit_append
 from residency.audit.kinds import DELETE
 from residency.gateway import authorize, errors
@@ -33,6 +33,7 @@ from residency.gateway.http import (
 )
 from residency.gateway.payload import request_body
 from residency.gateway.reads import ReplicaReader, SegmentRef, prefetch
+from residency.gateway.versions import NULL_VERSION
 from residency.gateway.writes import (
     WritePlan,
     abandon_unwritten,
@@ -43,10 +44,20 @@ from residency.gateway.writes import (
 from residency.gateway.xml import (
     Deleted,
     DeleteError,
+    ObjectIdentifier,
     delete_result,
     parse_delete,
     parse_tagging_header,
     read_body,
+    xml_safe,
+)
+from residency.meta.deletes import (
+    Current,
+    Latest,
+    delete_versions,
+    latest_ids,
+    latest_versions,
+    lock_keys,
 )
 from residency.meta.errors import MetaError
 from residency.meta.models import Bucket, ObjectVersion
@@ -62,6 +73,10 @@ from residency.meta.specs import Checksums, ObjectChecksum, VersionAttrs, check_
 from residency.meta.writes import commit_version, delete_object
 
 META_PREFIX = "x-amz-meta-"
+CHECKSUM_PREFIX = "x-amz-checksum-"
+NOT_CHECKSUM_HEADERS = frozenset(
+    {"x-amz-checksum-type", "x-amz-checksum-algorithm", "x-amz-checksum-mode"}
+)
 SMALL_BODY = 256 * 1024
 """Bodies up to this size are read whole and sent as one message (less than one storage
 chunk, so memory stays bounded exactly as when streaming)."""
@@ -148,12 +163,22 @@ def request_tags(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def checked_key(key: str) -> str:
+    """A key a write may create: S3's rules, and no character XML 1.0 cannot carry (C0
+    controls other than TAB, LF and CR): a listing could not show such a key as itself."""
     try:
         check_object_key(key)
     except MetaError as exc:
         if exc.code == "KeyTooLongError":
             raise errors.key_too_long(len(key.encode())) from None
         raise errors.invalid_argument(exc.message) from None
+    if not xml_safe(key):
+        bad = next(ch for ch in key if not xml_safe(ch))
+        raise errors.invalid_argument(
+            f"Object key contains the control character U+{ord(bad):04X}, which XML 1.0 "
+            "(and so an S3 listing) cannot carry; use a key without control characters.",
+            name="key",
+            value=key.encode("unicode_escape").decode("ascii"),
+        )
     return key
 
 
@@ -352,15 +377,7 @@ async def read_target(
 async def _get_or_head(ctx: RequestContext, *, with_body: bool) -> Response:
     target = await read_target(ctx, ctx.bucket, ctx.key)
     version, segments, locations = target.version, target.segments, target.locations
-    wanted = ctx.query.get("versionId")
-    if wanted not in (None, "null", version.version_id):
-        raise errors.S3Error(
-            "NoSuchVersion",
-            "The specified version does not exist.",
-            404,
-            key=ctx.key,
-            version_id=wanted,
-        )
+    # A `versionId` other than `null` was answered NoSuchVersion before (`versions`).
     check_preconditions(
         ctx.headers, etag=version.etag, last_modified=version.created, method=ctx.request.method
     )
@@ -482,36 +499,133 @@ async def _current(
     return version, [p.location for p in placements]
 
 
+def _require_integrity_header(ctx: RequestContext) -> None:
+    """DeleteObjects must carry Content-MD5 or an `x-amz-checksum-*` (header or declared
+    trailer), as S3 requires; `request_body` then verifies it before anything is deleted."""
+    names = ctx.headers.keys()
+    trailers = ctx.headers.get("x-amz-trailer", "").lower()
+    if (
+        "content-md5" in names
+        or any(
+            name.startswith(CHECKSUM_PREFIX) and name not in NOT_CHECKSUM_HEADERS for name in names
+        )
+        or CHECKSUM_PREFIX in trailers
+    ):
+        return
+    raise errors.invalid_request("Missing required header for this request: Content-MD5")
+
+
 async def delete_objects(ctx: RequestContext) -> Response:
+    """Up to 1,000 keys: decided outside the write lock, deleted in one short transaction.
+
+    The latest versions are read and Cedar decides every key first (in chunks, the event loop
+    serving other requests between them); then one write transaction deletes the allowed keys
+    whose latest version is still the one decided on, re-deciding the rare key that changed
+    in between, and records one audit entry for the whole batch.
+    """
+    _require_integrity_header(ctx)
     request = parse_delete(await read_body(request_body(ctx.request, ctx.auth)))
-    deleted: list[Deleted] = []
     failed: list[DeleteError] = []
-    async with ctx.gw.db.session() as session:
-        bucket = await authorize.object_bucket(session, ctx)
-        wanted = []
-        for obj in request.objects:
-            if obj.version_id not in (None, "null"):
-                failed.append(
-                    DeleteError(
-                        obj.key, "NoSuchVersion", "Versioning is not enabled.", obj.version_id
-                    )
+    wanted: list[ObjectIdentifier] = []
+    for obj in request.objects:
+        if obj.version_id not in (None, NULL_VERSION):
+            failed.append(
+                DeleteError(
+                    obj.key,
+                    "NoSuchVersion",
+                    "The specified version does not exist.",
+                    obj.version_id,
                 )
-                continue
-            try:
-                check_object_key(obj.key)
-            except MetaError as exc:
-                failed.append(DeleteError(obj.key, "InvalidArgument", exc.message))
-                continue
-            version, locations = await _current(session, bucket, obj.key)
-            ref = await authorize.object_ref(
-                ctx, bucket, obj.key, version, locations=locations, session=session
             )
-            wanted.append((obj, ref))
-        decisions = await authorize.check_deletes(session, ctx, bucket, [r for _, r in wanted])
-        for (obj, _), refusal in zip(wanted, decisions, strict=True):
-            if refusal is not None:
-                failed.append(DeleteError(obj.key, "AccessDenied", refusal.message))
-                continue
-            await _delete_one(ctx, bucket, obj.key, session)
+            continue
+        try:
+            check_object_key(obj.key)
+        except MetaError as exc:
+            failed.append(DeleteError(obj.key, "InvalidArgument", exc.message))
+            continue
+        wanted.append(obj)
+    keys = list(dict.fromkeys(obj.key for obj in wanted))
+    refused: dict[str, str] = {}
+    async with ctx.gw.db.session(write=False) as session:
+        bucket = await authorize.object_bucket(session, ctx)
+        current = await latest_versions(session, bucket.id, keys)
+    if keys:
+        refs = await authorize.object_refs(ctx, bucket, _delete_facts(keys, current))
+        decisions = await authorize.decide_deletes(ctx, refs)
+        decided = _Decided(current, dict(zip(keys, zip(refs, decisions, strict=True), strict=True)))
+        refused = await ctx.gw.db.write(_delete_decided, ctx, keys, decided)
+    deleted: list[Deleted] = []
+    for obj in wanted:
+        refusal = refused.get(obj.key)
+        if refusal is not None:
+            failed.append(DeleteError(obj.key, "AccessDenied", refusal))
+        else:
             deleted.append(Deleted(obj.key, obj.version_id))
     return xml_response(delete_result(deleted, failed, quiet=request.quiet))
+
+
+Decision = tuple[ObjectRef, AccessDecision | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Decided:
+    """What DeleteObjects decided before its write: the latest versions it saw, and per key
+    the resource judged and the decision (None: allowed)."""
+
+    current: dict[str, Current]
+    decisions: dict[str, Decision]
+
+
+def _delete_facts(
+    keys: list[str], current: dict[str, Current]
+) -> list[tuple[str, ObjectVersion | None, tuple[str, ...]]]:
+    """(key, live version or None, its locations) per key, as an access decision sees it."""
+    facts: list[tuple[str, ObjectVersion | None, tuple[str, ...]]] = []
+    for key in keys:
+        found = current.get(key)
+        if found is None or found.version.is_delete_marker:
+            facts.append((key, None, ()))
+        else:
+            facts.append((key, found.version, found.locations))
+    return facts
+
+
+def _pk(found: Current | Latest | None) -> int | None:
+    if found is None:
+        return None
+    return found.version.id if isinstance(found, Current) else found.id
+
+
+async def _delete_decided(
+    session: AsyncSession, ctx: RequestContext, keys: list[str], decided: _Decided
+) -> dict[str, str]:
+    """The write half of DeleteObjects: returns the refused keys with the reason."""
+    bucket = await authorize.object_bucket(session, ctx)
+    await lock_keys(session, bucket.id, keys)
+    now = await latest_ids(session, bucket.id, keys)
+    decisions = dict(decided.decisions)
+    changed = [k for k in keys if _pk(now.get(k)) != _pk(decided.current.get(k))]
+    if changed:  # overwritten or deleted since the decision: decide again on what is there now
+        fresh = await latest_versions(session, bucket.id, changed)
+        refs = await authorize.object_refs(
+            ctx, bucket, _delete_facts(changed, fresh), session=session
+        )
+        again = await authorize.decide_deletes(ctx, refs, session=session, whole_request=False)
+        decisions.update(zip(changed, zip(refs, again, strict=True), strict=True))
+    refused = [(key, ref, d) for key, (ref, d) in decisions.items() if d is not None]
+    await authorize.audit_refused_deletes(session, ctx, [(ref, d) for _, ref, d in refused])
+    victims = [now[k] for k in keys if k in now and decisions[k][1] is None]
+    await delete_versions(session, [v.id for v in victims])
+    if victims:
+        await audit_append(
+            session,
+            DELETE,
+            actor=ctx.identity.actor,
+            tenant=ctx.identity.tenant,
+            target=f"s3://{bucket.name}",
+            detail={
+                "action": "delete_objects",
+                "deleted": [{"key": v.key, "version_id": v.version_id} for v in victims],
+            },
+        )
+    return {key: d.message for key, _, d in refused}
