@@ -108,8 +108,13 @@ def residency_server(workdir: Path, *, workers: int) -> Iterator[Server]:
     home.mkdir()
     port = free_port()
     config = home / "residency.yaml"
+    # The benchmark's objects are unclassified: this deployment declares such data public (an
+    # operator's explicit choice; `preset:default` alone refuses unclassified writes).
+    policy = home / "policy.yaml"
+    policy.write_text("name: bench\nextends: [preset:default]\ndefault_class: public\n")
     settings = {
         "data_dir": str(home / "data"),
+        "policy": str(policy),
         "log_level": "warning",
         "locations": [
             {

@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -105,6 +105,14 @@ class Settings(BaseModel):
     # trickling a byte every few seconds). `body_min_rate: 0` keeps only the idle timeout.
     body_idle_timeout: float = Field(default=20.0, gt=0, le=3600)
     body_min_rate: int = Field(default=1024, ge=0)
+    # The admin HTTP server of `residency serve` (Prometheus `/metrics`, `/livez`, `/readyz`)
+    # listens on `admin_host:admin_port`; no port (the default) means no admin server and no
+    # counting. `admin_host` None means the same address as `host`.
+    admin_port: int | None = Field(default=None, ge=1, le=65535)
+    admin_host: str | None = None
+    # `text`: one readable line per log record; `json`: one JSON object per line, with the
+    # request id (and, for access lines, method, path, status, bytes, duration, operation).
+    log_format: Literal["text", "json"] = "text"
 
     @property
     def db_url(self) -> str:
@@ -112,6 +120,11 @@ class Settings(BaseModel):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'residency.db').resolve()}"
+
+    @property
+    def admin_address(self) -> str:
+        """The address the admin server listens on: `admin_host`, else `host`."""
+        return self.admin_host or self.host
 
     def location(self, name: str) -> LocationConfig:
         for loc in self.locations:

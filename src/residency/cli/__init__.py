@@ -17,7 +17,17 @@ app = typer.Typer(
 )
 
 # Each module defines `register(app)`; order is the order of `residency --help`.
-_COMMAND_MODULES = ("serve", "admin", "catalog", "policy", "audit", "migrate", "access", "report")
+_COMMAND_MODULES = (
+    "serve",
+    "top",
+    "admin",
+    "catalog",
+    "policy",
+    "audit",
+    "migrate",
+    "access",
+    "report",
+)
 
 
 def _version(value: bool) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,18 @@ import typer
 from residency.cli.output import console, fail
 
 if TYPE_CHECKING:
+    import socket
+
     from residency.config import Settings
+    from residency.ops.admin import AdminServer
+
+
+class LogFormat(StrEnum):
+    """`--log-format`: how log records are written."""
+
+    text = "text"
+    json = "json"
+
 
 DEFAULT_TENANT = "default"
 DEFAULT_PRINCIPAL = "admin"
@@ -40,6 +52,9 @@ def resolve_settings(
     port: int | None = None,
     workers: int | None = None,
     data_dir: Path | None = None,
+    admin_port: int | None = None,
+    admin_host: str | None = None,
+    log_format: str | None = None,
 ) -> tuple[Settings, bool]:
     """Settings from the file/env/flags; (settings, embedded) where embedded means defaults."""
     from residency.config import ConfigError, load_settings
@@ -48,7 +63,16 @@ def resolve_settings(
     if config is not None and not config.exists():
         fail(f"{config}: file not found")
     try:
-        settings = load_settings(config, host=host, port=port, workers=workers, data_dir=data_dir)
+        settings = load_settings(
+            config,
+            host=host,
+            port=port,
+            workers=workers,
+            data_dir=data_dir,
+            admin_port=admin_port,
+            admin_host=admin_host,
+            log_format=log_format,
+        )
     except ConfigError as exc:
         fail(str(exc))
     settings = settings.model_copy(update={"data_dir": settings.data_dir.expanduser().resolve()})
@@ -80,14 +104,13 @@ def check_settings(settings: Settings) -> None:
         fail(exc.message)
 
 
-def check_port_free(host: str, port: int) -> None:
+def check_port_free(host: str, port: int, *, what: str = "port", flag: str = "--port") -> None:
     """Fail with one line if something already listens on (host, port).
 
     Checked before granian starts, so a second server never starts beside the first one and
     leaves clients talking to either at random. SO_REUSEADDR only tolerates connections
     still in TIME_WAIT from a previous run, never a live listener.
     """
-    import errno
     import socket
 
     try:
@@ -100,9 +123,56 @@ def check_port_free(host: str, port: int) -> None:
         try:
             probe.bind(address)
         except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                fail(f"port {port} on {host} is already in use; stop that server or pick --port")
-            fail(f"cannot listen on {host} port {port}: {exc.strerror or exc}")
+            fail(_listen_error(host, port, exc, what=what, flag=flag))
+
+
+def _listen_error(host: str, port: int, exc: OSError, *, what: str, flag: str) -> str:
+    import errno
+
+    if exc.errno == errno.EADDRINUSE:
+        return f"{what} {port} on {host} is already in use; stop that server or pick {flag}"
+    return f"cannot listen on {host} {what} {port}: {exc.strerror or exc}"
+
+
+def bind_admin_port(settings: Settings) -> socket.socket | None:
+    """The admin server's listening socket, bound now (one line and exit 2 if it cannot be).
+
+    Bound before anything else starts and kept, so the port checked is the port served.
+    """
+    import socket
+
+    from residency.ops.admin import bind
+
+    if settings.admin_port is None:
+        return None
+    host = settings.admin_address
+    if settings.admin_port == settings.port and host == settings.host:
+        fail(f"--admin-port {settings.admin_port} is the S3 port; pick another one")
+    try:
+        return bind(host, settings.admin_port)
+    except socket.gaierror as exc:
+        fail(f"--admin-host {host}: {exc.strerror}")
+    except OSError as exc:
+        fail(_listen_error(host, settings.admin_port, exc, what="admin port", flag="--admin-port"))
+
+
+def start_admin(settings: Settings, sock: socket.socket) -> AdminServer:
+    """Empty `<data_dir>/metrics`, point the workers' counters at it, serve /metrics there.
+
+    `PROMETHEUS_MULTIPROC_DIR` is set before granian starts (its workers inherit it) and
+    before anything here creates a metric. Call it holding the data dir's `serve.lock`.
+    """
+    from residency.gateway.telemetry import MULTIPROC_ENV
+    from residency.ops.admin import Admin, AdminServer, prepare_metrics_dir
+
+    try:
+        metrics_dir = prepare_metrics_dir(settings.data_dir)
+    except OSError as exc:
+        fail(f"{settings.data_dir}: cannot prepare the metrics directory ({exc.strerror or exc})")
+    os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    server = AdminServer(Admin(settings, metrics_dir), sock)
+    server.start()
+    return server
 
 
 LOCK_FILENAME = "serve.lock"
@@ -188,12 +258,21 @@ async def bootstrap(settings: Settings, embedded: bool) -> Bootstrap | None:
         await db.dispose()
 
 
-def endpoint_url(settings: Settings, tls: bool = False) -> str:
-    host = settings.host
+def _url(host: str, port: int, tls: bool = False) -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     if ":" in shown:
         shown = f"[{shown}]"
-    return f"{'https' if tls else 'http'}://{shown}:{settings.port}"
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
+
+
+def endpoint_url(settings: Settings, tls: bool = False) -> str:
+    return _url(settings.host, settings.port, tls)
+
+
+def admin_url(settings: Settings) -> str:
+    """The admin server's base URL (plain HTTP; `admin_port` must be set)."""
+    assert settings.admin_port is not None
+    return _url(settings.admin_address, settings.admin_port)
 
 
 def print_bootstrap(created: Bootstrap, endpoint: str, region: str) -> None:
@@ -248,6 +327,11 @@ def run_granian(settings: Settings, tls: tuple[Path, Path] | None = None) -> Non
 
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
     level = settings.log_level.lower()
+    log_config = None
+    if settings.log_format == "json":
+        from residency.gateway.jsonlog import granian_log_config
+
+        log_config = granian_log_config()
     Granian(
         target="residency.gateway.asgi:create",
         factory=True,
@@ -262,6 +346,7 @@ def run_granian(settings: Settings, tls: tuple[Path, Path] | None = None) -> Non
         loop=Loops.uvloop if sys.platform != "win32" else Loops.auto,
         log_level=LogLevels(level) if level in LogLevels.__members__ else LogLevels.info,
         log_access=False,
+        log_dictconfig=log_config,
         ssl_cert=tls[0] if tls else None,
         ssl_key=tls[1] if tls else None,
     ).serve()
@@ -283,6 +368,23 @@ def serve(
         None, "--tls-cert", help="PEM certificate: serve HTTPS (with --tls-key)."
     ),
     tls_key: Path | None = typer.Option(None, "--tls-key", help="PEM private key for --tls-cert."),
+    admin_port: int | None = typer.Option(
+        None,
+        "--admin-port",
+        min=1,
+        max=65535,
+        help="Also serve Prometheus /metrics, /livez and /readyz on this port (off by default).",
+    ),
+    admin_host: str | None = typer.Option(
+        None, "--admin-host", help="Address for --admin-port [the --host address]."
+    ),
+    log_format: LogFormat | None = typer.Option(
+        None,
+        "--log-format",
+        case_sensitive=False,
+        help="text: one readable line per record; json: one JSON object per line, with the "
+        "request id [text].",
+    ),
 ) -> None:
     """Serve the S3-compatible gateway (embedded default setup when there is no config)."""
     if (tls_cert is None) != (tls_key is None):
@@ -292,12 +394,32 @@ def serve(
         if not path.is_file():
             fail(f"{path}: file not found")
     settings, embedded = resolve_settings(
-        config, host=host, port=port, workers=workers, data_dir=data_dir
+        config,
+        host=host,
+        port=port,
+        workers=workers,
+        data_dir=data_dir,
+        admin_port=admin_port,
+        admin_host=admin_host,
+        log_format=log_format.value if log_format is not None else None,
     )
     check_settings(settings)
     check_port_free(settings.host, settings.port)
+    admin_sock = bind_admin_port(settings)
     hold_data_dir(settings.data_dir)
     check_signing_key(settings)
+    # The admin server answers from here on: /livez at once, /readyz 503 until every worker
+    # has started (a long database migration included).
+    admin = start_admin(settings, admin_sock) if admin_sock is not None else None
+    try:
+        run(settings, embedded, tls)
+    finally:
+        if admin is not None:
+            admin.stop()
+
+
+def run(settings: Settings, embedded: bool, tls: tuple[Path, Path] | None) -> None:
+    """Bootstrap the database, say where the server is, serve until stopped."""
     import asyncio
 
     try:
@@ -315,6 +437,11 @@ def serve(
     if created is not None:
         print_bootstrap(created, endpoint, settings.region_name)
     console.print(f"S3 endpoint: {endpoint}", highlight=False, soft_wrap=True)
+    if settings.admin_port is not None:
+        admin = admin_url(settings)
+        console.print(
+            f"Admin: {admin}/metrics {admin}/livez {admin}/readyz", highlight=False, soft_wrap=True
+        )
     sys.stdout.flush()
     run_granian(settings, tls)
 

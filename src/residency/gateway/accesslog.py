@@ -11,8 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from residency.gateway.jsonlog import REQUEST_ID
+
+if TYPE_CHECKING:
+    from residency.gateway.telemetry import Telemetry
 
 log = logging.getLogger("residency.gateway")
 
@@ -42,11 +48,30 @@ def new_request_id() -> str:
     return os.urandom(8).hex().upper()
 
 
-class AccessLog:
-    """Assign a request id (in `scope["state"]["request_id"]`) and log the outcome."""
+def access_fields(
+    scope: Scope, status: int, received: int, sent: int, elapsed_ms: float
+) -> dict[str, Any]:
+    """An access line's fields for `--log-format json` (the text line ignores them)."""
+    client = scope.get("client")
+    return {
+        "method": scope["method"],
+        "path": scope.get("path", ""),
+        "status": status or None,
+        "operation": scope["state"].get("operation"),
+        "bytes_in": received,
+        "bytes_out": sent,
+        "duration_ms": round(elapsed_ms, 3),
+        "client": client[0] if client else None,
+    }
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class AccessLog:
+    """Assign a request id (in `scope["state"]["request_id"]` and `jsonlog.REQUEST_ID`), log
+    the outcome, and count it in `telemetry` when the server keeps metrics."""
+
+    def __init__(self, app: ASGIApp, telemetry: Telemetry | None = None) -> None:
         self.app = app
+        self.telemetry = telemetry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,10 +79,18 @@ class AccessLog:
             return
         request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
+        token = REQUEST_ID.set(request_id)
         started = time.perf_counter()
         status = 0
         sent = 0
         declared = 0
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            return message
 
         async def counting_send(message: Message) -> None:
             nonlocal status, sent, declared
@@ -73,9 +106,11 @@ class AccessLog:
             await send(message)
 
         try:
-            await self.app(scope, receive, counting_send)
+            await self.app(scope, counting_receive, counting_send)
         finally:
             elapsed_ms = (time.perf_counter() - started) * 1000
+            if self.telemetry is not None:
+                self.telemetry.record(scope["state"], status, received, sent, elapsed_ms / 1000)
             log.info(
                 "%s %s %s %dB %.1fms id=%s",
                 loggable(str(scope["method"])),
@@ -84,4 +119,6 @@ class AccessLog:
                 sent,
                 elapsed_ms,
                 request_id,
+                extra={"access": access_fields(scope, status, received, sent, elapsed_ms)},
             )
+            REQUEST_ID.reset(token)

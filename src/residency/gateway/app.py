@@ -34,6 +34,7 @@ from residency.gateway.handlers import HANDLERS
 from residency.gateway.handlers.common import from_meta
 from residency.gateway.routing import Route, route
 from residency.gateway.state import Gateway
+from residency.gateway.telemetry import Telemetry
 from residency.gateway.versions import refuse_versions
 from residency.gateway.xml import error_document
 from residency.meta.db import is_contention
@@ -57,6 +58,7 @@ def base_domains(settings: Settings) -> tuple[str, ...]:
 
 
 def error_response(err: S3Error, request: Request, request_id: str) -> Response:
+    request.scope.setdefault("state", {})["s3_error"] = err  # for telemetry (refusals by rule)
     body = (
         b""
         if request.method == "HEAD"
@@ -104,6 +106,7 @@ async def _dispatch(request: Request) -> Response:
             request.headers,
             gw.base_domains,
         )
+        request.scope.setdefault("state", {})["operation"] = r.operation
         identity, verified = await authenticate(gw, request, parts)
         refuse_encryption(r.operation, request.headers.keys())
         refuse_versions(r, query)
@@ -164,21 +167,31 @@ class S3Endpoint:
 
 
 def create_app(settings: Settings) -> Starlette:
-    """The gateway app; the lifespan opens the database, catalog, locations and policy."""
+    """The gateway app; the lifespan opens the database, catalog, locations and policy.
+
+    With metrics on (`residency serve --admin-port`), the worker counts itself ready once
+    start-up is done and not ready when it begins to stop (the admin server's `/readyz`).
+    """
+    telemetry = Telemetry.open() if settings.admin_port is not None else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         gw = await Gateway.open(settings, base_domains(settings))
+        gw.telemetry = telemetry
         app.state.gateway = gw
         app.state.access_keys = AccessKeyCache()
+        if telemetry is not None:
+            telemetry.ready.set(1)
         try:
             yield
         finally:
+            if telemetry is not None:
+                telemetry.ready.set(0)
             await gw.close()
 
     return Starlette(
         middleware=[
-            Middleware(AccessLog),
+            Middleware(AccessLog, telemetry=telemetry),
             Middleware(UnreadBodyGuard, drain_timeout=settings.body_idle_timeout),
             Middleware(S3Endpoint),
         ],

@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from residency.config import Settings, load_settings
 from residency.gateway.accesslog import loggable
 from residency.gateway.app import create_app
+from residency.gateway.jsonlog import use_json
 
 SETTINGS_ENV = "RESIDENCY_SERVE_SETTINGS"
 
@@ -65,4 +66,6 @@ def configure_logging(level: str) -> None:
 def create() -> Starlette:
     settings = settings_from_env()
     configure_logging(settings.log_level)
+    if settings.log_format == "json":
+        use_json(logging.getLogger("residency"))
     return create_app(settings)

@@ -336,6 +336,8 @@ async def charge_read(ctx: RequestContext, obj: ObjectRef) -> None:
                 target=_target(obj),
                 detail={"operation": ctx.route.operation, **decision.audit_detail()},
             )
+    if decision.audit_kind and ctx.gw.telemetry is not None:
+        ctx.gw.telemetry.threshold_hit(decision.category, decision.kind, decision.allowed)
     if not decision.allowed:
         raise Denied(
             decision.reason,

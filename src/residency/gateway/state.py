@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -22,6 +23,9 @@ from residency.config import Settings
 from residency.meta import Database
 from residency.policy import Policy, load_policy
 from residency.storage import Location, open_locations
+
+if TYPE_CHECKING:
+    from residency.gateway.telemetry import Telemetry
 
 log = logging.getLogger("residency.gateway")
 
@@ -73,6 +77,8 @@ class Gateway:
     access: AccessControl
     signing_key: Ed25519PrivateKey | None = None
     """Signs an audit checkpoint every `audit_checkpoint_every` entries and at `close`."""
+    telemetry: Telemetry | None = None
+    """This process's metrics when the server keeps them (`residency serve --admin-port`)."""
 
     @classmethod
     async def open(cls, settings: Settings, base_domains: tuple[str, ...]) -> Gateway:
