@@ -24,11 +24,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import boto3
 import botocore.exceptions
 import httpx
 import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.config import Config
 from botocore.credentials import Credentials
 from gwserver import REGION, Gateway, create_key, run_residency, start_server, write_config
 
@@ -554,6 +556,153 @@ def test_slow_body_gets_request_timeout_and_a_closed_connection(
     assert status_of(exc) == 404
     s3.put_object(Bucket=bucket, Key="fast", Body=b"x" * 100_000)  # normal clients unaffected
     assert "Traceback" not in impatient.server_log()
+
+
+# --- 8. SigV2 presigned URLs ------------------------------------------------------------------
+
+
+def test_boto3_default_presign_is_sigv2_and_works(gateway: Gateway) -> None:
+    s3 = gateway.s3()
+    bucket = new_bucket(s3)
+    s3.put_object(Bucket=bucket, Key="dir/a b+c.txt", Body=b"default presign")
+    url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "dir/a b+c.txt"}, ExpiresIn=300
+    )
+    assert "AWSAccessKeyId=" in url
+    assert "X-Amz-Algorithm" not in url
+    response = httpx.get(url)
+    assert response.status_code == 200, response.text
+    assert response.content == b"default presign"
+    head = s3.generate_presigned_url(
+        "head_object", Params={"Bucket": bucket, "Key": "dir/a b+c.txt"}, ExpiresIn=300
+    )
+    assert httpx.head(head).status_code == 200
+
+
+def sigv2(gateway: Gateway, **config: Any) -> Any:
+    return gateway.s3(signature_version="s3", **config)
+
+
+def test_sigv2_presigned_put_get_and_subresources(gateway: Gateway) -> None:
+    s3 = sigv2(gateway)
+    bucket = new_bucket(gateway.s3())
+    put = s3.generate_presigned_url(
+        "put_object", Params={"Bucket": bucket, "Key": "v2.txt"}, ExpiresIn=300
+    )
+    assert httpx.put(put, content=b"sigv2 body").status_code == 200
+    get = s3.generate_presigned_url(
+        "get_object",
+        Params={"Bucket": bucket, "Key": "v2.txt", "ResponseContentType": "text/x-sigv2"},
+        ExpiresIn=300,
+    )
+    response = httpx.get(get)
+    assert response.status_code == 200, response.text
+    assert response.content == b"sigv2 body"
+    assert response.headers["content-type"] == "text/x-sigv2"
+    # Sub-resources are signed: an UploadPart URL carries uploadId and partNumber.
+    upload = gateway.s3().create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    part = s3.generate_presigned_url(
+        "upload_part",
+        Params={"Bucket": bucket, "Key": "mp", "UploadId": upload, "PartNumber": 1},
+        ExpiresIn=300,
+    )
+    response = httpx.put(part, content=b"part one")
+    assert response.status_code == 200, response.text
+    parts = gateway.s3().list_parts(Bucket=bucket, Key="mp", UploadId=upload)["Parts"]
+    assert [p["PartNumber"] for p in parts] == [1]
+    other_part = part.replace("partNumber=1", "partNumber=2")
+    assert xml_code(httpx.put(other_part, content=b"x")) == "SignatureDoesNotMatch"
+
+
+def test_sigv2_presigned_put_with_metadata_needs_the_signed_header(gateway: Gateway) -> None:
+    s3 = sigv2(gateway)
+    bucket = new_bucket(gateway.s3())
+    url = s3.generate_presigned_url(
+        "put_object",
+        Params={"Bucket": bucket, "Key": "m", "Metadata": {"residency-class": "public"}},
+        ExpiresIn=300,
+    )
+    assert xml_code(httpx.put(url, content=b"m")) == "SignatureDoesNotMatch"
+    response = httpx.put(url, content=b"m", headers={"x-amz-meta-residency-class": "public"})
+    assert response.status_code == 200, response.text
+    assert gateway.s3().head_object(Bucket=bucket, Key="m")["Metadata"] == {
+        "residency-class": "public"
+    }
+
+
+def test_sigv2_presigned_url_cannot_gain_headers_or_change_target(gateway: Gateway) -> None:
+    s3 = gateway.s3()
+    bucket = new_bucket(s3)
+    s3.put_object(Bucket=bucket, Key="secret", Body=b"secret")
+    url = sigv2(gateway).generate_presigned_url(
+        "put_object", Params={"Bucket": bucket, "Key": "upload"}, ExpiresIn=300
+    )
+    for extra in ({"x-amz-copy-source": f"{bucket}/secret"}, {"x-amz-meta-residency-class": "x"}):
+        response = httpx.put(url, content=b"", headers=extra)
+        assert response.status_code == 403
+        assert xml_code(response) == "SignatureDoesNotMatch"
+    assert xml_code(httpx.put(url.replace("/upload?", "/other?"), content=b"x")) == (
+        "SignatureDoesNotMatch"
+    )
+    assert xml_code(httpx.delete(url)) == "SignatureDoesNotMatch"  # the method is signed
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.head_object(Bucket=bucket, Key="upload")
+    assert status_of(exc) == 404
+
+
+def test_sigv2_expired_bad_and_unknown(gateway: Gateway) -> None:
+    s3 = gateway.s3()
+    bucket = new_bucket(s3)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    v2 = sigv2(gateway)
+    expired = v2.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=-60
+    )
+    response = httpx.get(expired)
+    assert response.status_code == 403
+    assert xml_code(response) == "AccessDenied"
+    assert b"Request has expired" in response.content
+    url = v2.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"})
+    tampered = re.sub(r"Signature=[^&]+", "Signature=AAAAAAAAAAAAAAAAAAAAAAAAAAA%3D", url)
+    assert xml_code(httpx.get(tampered)) == "SignatureDoesNotMatch"
+    bad_expires = re.sub(r"Expires=\d+", "Expires=soon", url)
+    response = httpx.get(bad_expires)
+    assert response.status_code == 403
+    assert xml_code(response) == "AccessDenied"
+    stranger = sigv2(gateway).generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "k"}
+    )
+    stranger = re.sub(r"AWSAccessKeyId=[^&]+", "AWSAccessKeyId=AKIANOSUCHKEY0000000", stranger)
+    assert xml_code(httpx.get(stranger)) == "InvalidAccessKeyId"
+
+
+def test_sigv2_presigned_virtual_host(gateway: Gateway) -> None:
+    s3 = gateway.s3()
+    bucket = new_bucket(s3)
+    s3.put_object(Bucket=bucket, Key="v/h.txt", Body=b"virtual v2")
+    vhost = boto3.client(
+        "s3",
+        endpoint_url=gateway.endpoint.replace("127.0.0.1", "localhost"),
+        aws_access_key_id=gateway.access_key,
+        aws_secret_access_key=gateway.secret_key,
+        region_name=gateway.region,
+        config=Config(s3={"addressing_style": "virtual"}, signature_version="s3"),
+    )
+    port = gateway.endpoint.rsplit(":", 1)[1]
+    for key, expected in (("v/h.txt", b"virtual v2"), ("", None)):
+        method = "get_object" if key else "list_objects"
+        params = {"Bucket": bucket, "Key": key} if key else {"Bucket": bucket}
+        url = vhost.generate_presigned_url(method, Params=params)
+        assert url.startswith(f"http://{bucket}.localhost:{port}/")
+        path = url.split(f":{port}", 1)[1]
+        response = httpx.get(
+            f"http://127.0.0.1:{port}{path}", headers={"Host": f"{bucket}.localhost:{port}"}
+        )
+        assert response.status_code == 200, response.text
+        if expected is not None:
+            assert response.content == expected
+        else:
+            assert b"<Key>v/h.txt</Key>" in response.content
 
 
 def test_no_tracebacks_in_the_log(gateway: Gateway) -> None:

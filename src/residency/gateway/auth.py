@@ -1,4 +1,5 @@
-"""Who is calling: SigV4 (header or presigned) checked against the access keys in meta.
+"""Who is calling: SigV4 (header or presigned) or a SigV2 presigned URL, checked against the
+access keys in meta.
 
 Anonymous requests are refused: every bucket belongs to a tenant and nothing is public.
 
@@ -26,8 +27,9 @@ from starlette.requests import Request
 
 from residency.audit import append as audit_append
 from residency.audit.kinds import ACCESS_DENIED
-from residency.gateway import errors, sigv4
+from residency.gateway import errors, sigv2, sigv4
 from residency.gateway.context import Identity
+from residency.gateway.routing import virtual_bucket
 from residency.gateway.state import Gateway
 from residency.meta.db import Database
 from residency.meta.repo.tenants import lookup_access_key, record_key_use
@@ -137,16 +139,31 @@ async def authenticate(
     gw: Gateway, request: Request, parts: sigv4.RequestParts
 ) -> tuple[Identity, sigv4.VerifiedAuth]:
     """Verify the request's signature (`parts`: the request's, made once per request);
-    raise the S3 error a client expects otherwise."""
-    parsed = sigv4.parse(parts)
-    if parsed is None:
-        raise errors.access_denied("Anonymous access is not allowed; sign the request (SigV4).")
+    raise the S3 error a client expects otherwise.
+
+    SigV4 (header or presigned) and SigV2 presigned URLs (what boto3's
+    `generate_presigned_url` makes by default) are accepted.
+    """
     cache = key_cache(request)
-    key_id = parsed.credential.access_key_id
-    found = await cache.get(gw.db, key_id)
-    if found is None:
-        raise errors.invalid_access_key_id(key_id)
-    verified = sigv4.verify(parsed, parts, found.secret)
+    v2 = sigv2.parse(parts)
+    if v2 is not None:
+        key_id = v2.access_key_id
+        found = await cache.get(gw.db, key_id)
+        if found is None:
+            raise errors.invalid_access_key_id(key_id)
+        bucket = virtual_bucket(request.headers.get("host", ""), gw.base_domains)
+        verified = sigv2.verify(
+            v2, parts, found.secret, bucket=bucket, region=gw.settings.region_name
+        )
+    else:
+        parsed = sigv4.parse(parts)
+        if parsed is None:
+            raise errors.access_denied("Anonymous access is not allowed; sign the request (SigV4).")
+        key_id = parsed.credential.access_key_id
+        found = await cache.get(gw.db, key_id)
+        if found is None:
+            raise errors.invalid_access_key_id(key_id)
+        verified = sigv4.verify(parsed, parts, found.secret)
     if cache.use_due(key_id):
         stamp_key_use(gw, key_id)
     return found.identity, verified

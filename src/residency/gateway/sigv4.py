@@ -44,6 +44,7 @@ __all__ = [
     "authenticate",
     "canonical_query_string",
     "canonical_request",
+    "canonical_uris",
     "hmac_sha256",
     "parse",
     "payload_mode",
@@ -231,7 +232,7 @@ def canonical_query_string(pairs: Iterable[tuple[str, str]]) -> str:
     return "&".join(f"{k}={v}" for k, v in encoded)
 
 
-def _canonical_uris(raw_path: str) -> list[str]:
+def canonical_uris(raw_path: str) -> list[str]:
     """The path as sent, and re-encoded from its decoded form (clients differ on `!*'()`).
 
     Both forms name the same decoded key, so accepting either cannot widen what a signature
@@ -278,7 +279,7 @@ def canonical_request(
     exclude_query: Sequence[str] = (),
     fold: Callable[[str], str] = _fold,
 ) -> str:
-    uri = canonical_uri if canonical_uri is not None else _canonical_uris(req.raw_path)[0]
+    uri = canonical_uri if canonical_uri is not None else canonical_uris(req.raw_path)[0]
     query = canonical_query_string(
         (k, v) for k, v in query_pairs(req.query_string) if k not in exclude_query
     )
@@ -626,7 +627,7 @@ def verify(
         not value.isascii() for name, value in req.headers if name in auth.signed_headers
     )
     variants = _VARIANTS if non_ascii else _VARIANTS[:1]
-    for uri, (fold, encoding) in itertools.product(_canonical_uris(req.raw_path), variants):
+    for uri, (fold, encoding) in itertools.product(canonical_uris(req.raw_path), variants):
         canonical = canonical_request(
             req,
             auth.signed_headers,
