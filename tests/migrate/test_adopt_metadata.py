@@ -132,6 +132,16 @@ def test_s3_root_prefix_and_bad_carried_value(tmp_path: Path, moto_server: Any) 
     s3.put_object(
         Bucket=bucket, Key="tenant/x/n.bin", Body=b"3", Metadata={"residency-subjects": "many"}
     )
+    # Well-formed but unknown to the policy: unclassifiable, never "anywhere".
+    s3.put_object(
+        Bucket=bucket, Key="tenant/x/typo.bin", Body=b"4", Tagging="residency-class=health"
+    )
+    s3.put_object(
+        Bucket=bucket,
+        Key="tenant/x/uk.bin",
+        Body=b"5",
+        Tagging="residency-class=personal&residency-subject=UK",
+    )
     world = s3_world(tmp_path, moto_server, bucket, root="/tenant/")
     rules = tmp_path / "r.yaml"
     rules.write_text("- {from_tags: true}\n- {from_metadata: {count: Residency-Subjects}}\n")
@@ -140,7 +150,9 @@ def test_s3_root_prefix_and_bad_carried_value(tmp_path: Path, moto_server: Any) 
     out = json.loads(r.stdout)
     assert out["adopted"] == 1
     errors = {e["key"]: e["error"] for e in out["errors"]}
-    assert set(errors) == {"x/bad.bin", "x/n.bin"}
+    assert set(errors) == {"x/bad.bin", "x/n.bin", "x/typo.bin", "x/uk.bin"}
+    assert "did you mean personal.health?" in errors["x/typo.bin"]
+    assert "did you mean GB?" in errors["x/uk.bin"]
     assert "tag 'residency-class'" in errors["x/bad.bin"]
     assert "'A B' is not a data class" in errors["x/bad.bin"]
     assert "metadata 'residency-subjects'" in errors["x/n.bin"]

@@ -696,7 +696,9 @@ def adopt_cmd(
             console.print(f"  {cls}: {n:,}", highlight=False)
         for k, e in result.errors:
             err_console.print(
-                "[red]not adopted:[/] " + escape(f"{k}: {e}"), highlight=False, soft_wrap=True
+                "[red]not adopted, unclassifiable:[/] " + escape(f"{k}: {e}"),
+                highlight=False,
+                soft_wrap=True,
             )
     if result.errors:
         raise typer.Exit(EXIT_FINDINGS)
