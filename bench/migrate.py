@@ -4,8 +4,8 @@ Copies (each run starts from an empty destination and a fresh database):
 
 - residency: `adopt` + `plan` + `migrate -j JOBS` through the real CLI (end to end, process
   start-up included), and the `migrate` step alone. `migrate` moves: it also erases each
-  source blob it copied (a DELETE and a confirming stat per object), which `rclone copy` does
-  not do, so every residency run starts from a source of its own;
+  source blob it copied (a delete, batched on S3, and a confirming stat per object), which
+  `rclone copy` does not do, so every residency run starts from a source of its own;
 - rclone: `rclone copy` with default settings (`--transfers 4 --checkers 8`) and tuned
   (`--transfers 32 --checkers 32`);
 - fs -> fs only: `_copy_floor.py`, a bare CPython copier (walk, read, SHA-256, write, one sync):

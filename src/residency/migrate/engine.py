@@ -365,6 +365,7 @@ class Migrator:
                 )
                 await asyncio.gather(produce(), *(work() for _ in range(workers)))
         finally:
+            self.eraser.close()
             self._pool = self._local = self._remote = None
             for barrier in self._barriers.values():
                 barrier.close()

@@ -34,6 +34,7 @@ from residency.meta.repo.blobs import (
 )
 from residency.migrate.batch import Batcher, Erasure
 from residency.storage import BlobNotFound, Location, StorageError
+from residency.storage.s3_tags import DELETE_BATCH, S3Deleter
 
 __all__ = ["EraseFailure", "EraseResult", "Eraser", "erase_pending"]
 
@@ -95,10 +96,21 @@ class Eraser:
         self._write: Writer = write or (lambda: db.session())
         self._recorder: Batcher[Erasure, None] = Batcher(self._record, batch_size)
         self._giveup: Batcher[Erasure, None] = Batcher(self._release, batch_size)
+        # Object stores: one DeleteObjects per batch of keys instead of a DELETE per key.
+        self._batches: dict[str, Batcher[str, str | None]] = {}
+        self._deleters: dict[str, S3Deleter] = {}
 
     def stop_lingering(self) -> None:
         self._recorder.stop_lingering()
         self._giveup.stop_lingering()
+        for batcher in self._batches.values():
+            batcher.stop_lingering()
+
+    def close(self) -> None:
+        """Release the batch deleters' connections."""
+        for deleter in self._deleters.values():
+            deleter.close()
+        self._deleters.clear()
 
     async def erase(self, items: Sequence[Erasure]) -> bool:
         """Erase every blob of `items` (concurrently); False if any could not be."""
@@ -111,8 +123,7 @@ class Eraser:
         problem = "not tried"
         attempts = self.attempts if item.location in self.locations else 1  # no use retrying
         for attempt in range(1, attempts + 1):
-            async with self._deleting:
-                problem_or_none = await self._delete_confirmed(item)
+            problem_or_none = await self._delete_confirmed(item)
             if problem_or_none is None:
                 await self._recorder.submit(item)
                 self.result.erased += 1
@@ -138,19 +149,49 @@ class Eraser:
         location = self.locations.get(item.location)
         if location is None:
             return f"location {item.location} is not configured here"
-        if self._rate is not None:
-            await self._rate(2)
-        try:
-            await location.delete(item.blob_key)
-        except StorageError as exc:
-            return f"delete failed: {_first_line(exc)}"
-        try:
-            stat = await location.stat(item.blob_key)
-        except BlobNotFound:
-            return None
-        except StorageError as exc:
-            return f"could not confirm the deletion: {_first_line(exc)}"
+        if location.config.scheme == "s3":
+            problem = await self._batch(location).submit(item.blob_key)
+            if problem is not None:
+                return f"delete failed: {problem}"
+        else:
+            async with self._deleting:
+                if self._rate is not None:
+                    await self._rate(1)
+                try:
+                    await location.delete(item.blob_key)
+                except StorageError as exc:
+                    return f"delete failed: {_first_line(exc)}"
+        async with self._deleting:
+            if self._rate is not None:
+                await self._rate(1)
+            try:
+                stat = await location.stat(item.blob_key)
+            except BlobNotFound:
+                return None
+            except StorageError as exc:
+                return f"could not confirm the deletion: {_first_line(exc)}"
         return f"still there after the delete ({stat.size} bytes)"
+
+    def _batch(self, location: Location) -> Batcher[str, str | None]:
+        batcher = self._batches.get(location.name)
+        if batcher is None:
+
+            async def flush(keys: list[str]) -> list[str | None]:
+                deleter = self._deleters.get(location.name)
+                if deleter is None:
+                    try:
+                        deleter = self._deleters[location.name] = S3Deleter(location.config)
+                    except StorageError as exc:
+                        return [_first_line(exc)] * len(keys)
+                if self._rate is not None:
+                    await self._rate(1)
+                failed = await asyncio.to_thread(deleter.delete, keys)
+                return [failed.get(k) for k in keys]
+
+            # A short linger: deletions arrive as their objects' commits finish, a few at a
+            # time; waiting a moment fills a request with many of them.
+            batcher = self._batches[location.name] = Batcher(flush, DELETE_BATCH, linger=0.05)
+        return batcher
 
     async def _record(self, items: list[Erasure]) -> list[None]:
         """Forget the rows and audit each erasure, in one transaction."""
@@ -219,7 +260,6 @@ async def erase_pending(
     deletion failed): claimed, deleted, confirmed and audited. One at a location this process
     has no configuration for cannot be erased here: it is reported, never skipped silently."""
     eraser = Eraser(db, locations, actor=actor, attempts=attempts, backoff_base=0.2)
-    eraser.stop_lingering()
     limiter = asyncio.Semaphore(concurrency)
 
     async def one(location: str, key: str) -> bool:
@@ -243,4 +283,5 @@ async def erase_pending(
             todo = [(i, loc, key) for i, loc, key in rows if (loc, key) not in live]
             await claim_garbage(session, [i for i, _, _ in todo])
         await asyncio.gather(*(one(loc, key) for _, loc, key in todo))
+    eraser.close()
     return eraser.result

@@ -25,7 +25,7 @@ from residency.storage.errors import (
     StoragePermissionDenied,
 )
 
-__all__ = ["OpenUpload", "S3Client", "S3Tags", "list_open_uploads", "s3_client"]
+__all__ = ["OpenUpload", "S3Client", "S3Deleter", "S3Tags", "list_open_uploads", "s3_client"]
 
 _TRUE = "true"
 
@@ -172,3 +172,43 @@ def list_open_uploads(cfg: LocationConfig) -> Iterator[list[OpenUpload]]:
         raise client_error(exc, "ListMultipartUploads", cfg.name, None) from None
     finally:
         s3.client.close()
+
+
+DELETE_BATCH = 1000
+"""most keys per DeleteObjects request (the S3 limit)"""
+
+
+class S3Deleter:
+    """Deletes many blobs of an s3 location with one DeleteObjects request per 1,000 keys,
+    where OpenDAL's binding sends one DELETE per key. Blocking: call it in a worker thread."""
+
+    def __init__(self, cfg: LocationConfig) -> None:
+        self.location = cfg.name
+        self._s3 = s3_client(cfg, concurrency=2, purpose="to delete in batches")
+
+    def delete(self, keys: list[str]) -> dict[str, str]:
+        """Delete `keys`; the keys that could not be deleted, with why (a missing key is
+        deleted: S3 reports it so)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        failed: dict[str, str] = {}
+        unique = list(dict.fromkeys(keys))
+        for i in range(0, len(unique), DELETE_BATCH):
+            chunk = unique[i : i + DELETE_BATCH]
+            full = {self._s3.full_key(k): k for k in chunk}
+            try:
+                answer = self._s3.client.delete_objects(
+                    Bucket=self._s3.bucket,
+                    Delete={"Objects": [{"Key": k} for k in full], "Quiet": True},
+                )
+            except (ClientError, BotoCoreError) as exc:
+                why = str(client_error(exc, "DeleteObjects", self.location, None))
+                failed.update((k, why) for k in chunk)
+                continue
+            for err in answer.get("Errors", []):
+                key = full.get(str(err.get("Key", "")), str(err.get("Key", "")))
+                failed[key] = f"DeleteObjects: {err.get('Code', '')}: {err.get('Message', '')}"
+        return failed
+
+    def close(self) -> None:
+        self._s3.client.close()
