@@ -149,15 +149,7 @@ async def decide(
         raise errors.residency_violation(str(exc)) from None
     except ClassificationError as exc:
         raise errors.invalid_argument(str(exc)) from None
-    attrs = ObjectAttrs(
-        data_class=classification.data_class,
-        subject=classification.subject,
-        subject_count=classification.subject_count,
-        tenant=ctx.identity.tenant,
-        bucket=bucket.name,
-        key=key,
-    )
-    decision = evaluate(policy, attrs, [loc.facts for loc in gw.locations.values()])
+    decision = _evaluate(ctx, policy, bucket, key, classification)
     placement = WritePlan(classification, decision)
     # Access first: a caller who may not write here learns nothing about the residency rules.
     await authorize.check_object(ctx, bucket, key, classification, locations=decision.chosen)
@@ -165,6 +157,20 @@ async def decide(
         await _audit_refusal(ctx, target, placement.audit_detail(policy=policy.name))
         raise errors.residency_violation(decision.message, rule=decision.rule)
     return placement
+
+
+def _evaluate(
+    ctx: RequestContext, policy: Policy, bucket: Bucket, key: str, what: Classification | Inherited
+) -> Decision:
+    attrs = ObjectAttrs(
+        data_class=what.data_class,
+        subject=what.subject,
+        subject_count=what.subject_count,
+        tenant=ctx.identity.tenant,
+        bucket=bucket.name,
+        key=key,
+    )
+    return evaluate(policy, attrs, [loc.facts for loc in ctx.gw.locations.values()])
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,15 +198,7 @@ async def recheck(
     way the current effective policy decides, and a refusal is audited before any byte moves.
     """
     policy = policy_for(ctx.gw, bucket)
-    attrs = ObjectAttrs(
-        data_class=what.data_class,
-        subject=what.subject,
-        subject_count=what.subject_count,
-        tenant=ctx.identity.tenant,
-        bucket=bucket.name,
-        key=key,
-    )
-    decision = evaluate(policy, attrs, [loc.facts for loc in ctx.gw.locations.values()])
+    decision = _evaluate(ctx, policy, bucket, key, what)
     why = {e.location: e.reason for e in decision.exclusions}
     bad = [loc for loc in locations if loc not in decision.allowed]
     if not bad:

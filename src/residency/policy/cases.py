@@ -20,9 +20,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError
-from ruamel.yaml.scalarbool import ScalarBoolean
 
 from residency.catalog import Catalog, CatalogError, LocationFacts
 from residency.config import LocationConfig
@@ -30,6 +29,7 @@ from residency.policy.classify import normalize_class, normalize_count, normaliz
 from residency.policy.errors import ClassificationError, Problem
 from residency.policy.evaluate import Decision, ObjectAttrs, evaluate
 from residency.policy.model import Policy
+from residency.policy.yamlsrc import format_loc, node_line, plain
 
 Verdict = Literal["allow", "deny", "refuse"]
 REFUSALS = ("unknown-class", "unknown-subject")
@@ -38,8 +38,6 @@ _RULE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 # `provider/region` from the catalog, or `self/CC` for an own data center in country CC.
 _AT_RE = re.compile(r"^(?P<provider>[a-z0-9][a-z0-9_-]*)/(?P<region>[A-Za-z0-9][A-Za-z0-9._-]*)$")
 _COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
-
-Loc = tuple[str | int, ...]
 
 
 class CaseError(Exception):
@@ -180,22 +178,22 @@ def parse_cases(text: str, display: str) -> CaseFile:
     if not isinstance(tree, CommentedMap):
         raise CaseError([Problem(display, 1, "", "expected a mapping (policy:, cases:)")])
     try:
-        doc = CaseFileDoc.model_validate(_plain(tree))
+        doc = CaseFileDoc.model_validate(plain(tree))
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if isinstance(p, int) or "[" not in str(p))
-            problems.append(Problem(display, _line(tree, loc), _format_loc(loc), _message(err)))
+            problems.append(Problem(display, node_line(tree, loc), format_loc(loc), _message(err)))
         raise CaseError(problems) from None
     problems = []
     seen: dict[str, int] = {}
     for i, c in enumerate(doc.cases):
-        line = _line(tree, ("cases", i))
+        line = node_line(tree, ("cases", i))
         if c.because is not None and c.expect != "deny":
             problems.append(
                 Problem(
                     display,
-                    _line(tree, ("cases", i, "because")),
+                    node_line(tree, ("cases", i, "because")),
                     f"cases[{i}].because",
                     f"only a deny names a deciding rule (this case expects {c.expect})",
                 )
@@ -222,8 +220,8 @@ def parse_cases(text: str, display: str) -> CaseFile:
             at=c.at,
             expect=c.expect,
             because=c.because,
-            source=f"{display}:{_line(tree, ('cases', i))}",
-            lines={k: _line(tree, ("cases", i, k)) for k in ("at", "because", "class")},
+            source=f"{display}:{node_line(tree, ('cases', i))}",
+            lines={k: node_line(tree, ("cases", i, k)) for k in ("at", "because", "class")},
             path=f"cases[{i}]",
         )
         for i, c in enumerate(doc.cases)
@@ -354,48 +352,6 @@ def _reasons(decision: Decision, location: str) -> tuple[str, ...]:
 def _names_rule(reason: str, rule_id: str) -> bool:
     """`rule doj-omic` in the reason, not a longer id that starts with it."""
     return re.search(rf"\brule {re.escape(rule_id)}(?![a-z0-9._-])", reason) is not None
-
-
-# -- YAML helpers (the same conventions as the policy loader) -----------------------------
-
-
-def _plain(node: Any) -> Any:
-    """ruamel's round-trip types -> plain Python, so strict validation sees ordinary values."""
-    if isinstance(node, dict):
-        return {str(k) if isinstance(k, str) else k: _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if isinstance(node, bool | ScalarBoolean):  # an anchored boolean is a ScalarBoolean
-        return bool(node)
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if isinstance(node, str):
-        return str(node)
-    return node
-
-
-def _line(tree: Any, loc: Loc) -> int:
-    node = tree
-    line = 0
-    for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            line = node.lc.key(part)[0]
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
-            line = node.lc.item(part)[0]
-            node = node[part]
-        else:
-            break
-    return int(line) + 1
-
-
-def _format_loc(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 _FIELDS = ("policy", "cases", "name", "citation", "class", "subject", "count", "at", "expect")

@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError
-from ruamel.yaml.scalarbool import ScalarBoolean
 
 from residency.policy.document import (
     GROUP_NAME_RE,
@@ -48,11 +47,11 @@ from residency.policy.model import (
     Scope,
 )
 from residency.policy.presets import PRESET_PREFIX, preset_display, preset_names, preset_path
+from residency.policy.yamlsrc import Loc, format_loc, node_line, plain
 
 if TYPE_CHECKING:
     from residency.catalog import Catalog
 
-Loc = tuple[str | int, ...]
 
 _KNOWN_FIELDS = sorted(
     {
@@ -88,13 +87,6 @@ def list_presets(*, catalog: Catalog | None = None) -> list[Policy]:
     return [load_policy(PRESET_PREFIX + name, catalog=catalog) for name in preset_names()]
 
 
-def format_loc(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 @dataclass
 class _Loaded:
     """One file, validated and resolved, plus everything it pulls in (in composition order)."""
@@ -121,18 +113,7 @@ class _File:
         self.problems: list[Problem] = []
 
     def line(self, loc: Loc) -> int:
-        node = self.tree
-        line = 0
-        for part in loc:
-            if isinstance(node, CommentedMap) and part in node:
-                line = node.lc.key(part)[0]
-                node = node[part]
-            elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
-                line = node.lc.item(part)[0]
-                node = node[part]
-            else:
-                break
-        return line + 1
+        return node_line(self.tree, loc)
 
     def where(self, loc: Loc) -> str:
         return f"{self.display}:{self.line(loc)}"
@@ -148,23 +129,6 @@ class _File:
     def raise_if_any(self) -> None:
         if self.problems:
             raise PolicyError(self.problems)
-
-
-def _plain(node: Any) -> Any:
-    """ruamel's round-trip types -> plain Python, so strict validation sees ordinary values."""
-    if isinstance(node, dict):
-        return {str(k) if isinstance(k, str) else k: _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if isinstance(node, bool | ScalarBoolean):  # an anchored boolean is a ScalarBoolean (an int)
-        return bool(node)
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if isinstance(node, str):
-        return str(node)
-    return node
 
 
 def _message(err: Any) -> str:
@@ -429,7 +393,7 @@ class _Loader:
 
     def _validate(self, src: _File) -> PolicyDoc:
         try:
-            return PolicyDoc.model_validate(_plain(src.tree))
+            return PolicyDoc.model_validate(plain(src.tree))
         except ValidationError as exc:
             for err in exc.errors():
                 src.problem(_validation_loc(err["loc"]), _message(err))
