@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,6 +41,8 @@ from residency.storage.s3_tags import DELETE_BATCH, S3Deleter
 __all__ = ["EraseFailure", "EraseResult", "Eraser", "erase_pending"]
 
 ERASE_ACTOR = "residency migrate"
+LOCAL_BATCH = 64
+"""most local files unlinked and stat'ed per worker-thread hop"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,7 @@ class Eraser:
         # Object stores: one DeleteObjects per batch of keys instead of a DELETE per key.
         self._batches: dict[str, Batcher[str, str | None]] = {}
         self._deleters: dict[str, S3Deleter] = {}
+        self._locals: dict[str, Batcher[Path, str | None]] = {}
 
     def stop_lingering(self) -> None:
         self._recorder.stop_lingering()
@@ -149,6 +154,13 @@ class Eraser:
         location = self.locations.get(item.location)
         if location is None:
             return f"location {item.location} is not configured here"
+        try:
+            path = location.local_path(item.blob_key)
+        except StorageError as exc:  # a key that cannot name a blob there
+            return f"delete failed: {_first_line(exc)}"
+        if path is not None:
+            # A bare local disk: unlink and stat in a worker thread, many at a time.
+            return await self._local(location).submit(path)
         if location.config.scheme == "s3":
             problem = await self._batch(location).submit(item.blob_key)
             if problem is not None:
@@ -171,6 +183,18 @@ class Eraser:
             except StorageError as exc:
                 return f"could not confirm the deletion: {_first_line(exc)}"
         return f"still there after the delete ({stat.size} bytes)"
+
+    def _local(self, location: Location) -> Batcher[Path, str | None]:
+        batcher = self._locals.get(location.name)
+        if batcher is None:
+
+            async def flush(paths: list[Path]) -> list[str | None]:
+                if self._rate is not None:
+                    await self._rate(2 * len(paths))
+                return await asyncio.to_thread(_unlink_confirmed, paths)
+
+            batcher = self._locals[location.name] = Batcher(flush, LOCAL_BATCH)
+        return batcher
 
     def _batch(self, location: Location) -> Batcher[str, str | None]:
         batcher = self._batches.get(location.name)
@@ -219,6 +243,28 @@ class Eraser:
         async with self._write() as session:
             await release_erasures(session, [(e.location, e.blob_key) for e in items])
         return [None] * len(items)
+
+
+def _unlink_confirmed(paths: list[Path]) -> list[str | None]:
+    """Blocking: delete each file and stat it; None where it is confirmed gone."""
+    out: list[str | None] = []
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            out.append(f"delete failed: {exc.strerror or exc}")
+            continue
+        try:
+            size = os.stat(path).st_size
+        except FileNotFoundError:
+            out.append(None)
+        except OSError as exc:
+            out.append(f"could not confirm the deletion: {exc.strerror or exc}")
+        else:
+            out.append(f"still there after the delete ({size} bytes)")
+    return out
 
 
 def _unique(items: Sequence[Erasure]) -> list[Erasure]:
