@@ -376,14 +376,14 @@ def serve(
         help="Also serve Prometheus /metrics, /livez and /readyz on this port (off by default).",
     ),
     admin_host: str | None = typer.Option(
-        None, "--admin-host", help="Address for --admin-port [the --host address]."
+        None, "--admin-host", help="Address for --admin-port (default: the --host address)."
     ),
     log_format: LogFormat | None = typer.Option(
         None,
         "--log-format",
         case_sensitive=False,
-        help="text: one readable line per record; json: one JSON object per line, with the "
-        "request id [text].",
+        help="text (the default): one readable line per log record; json: one JSON object per "
+        "line, with the request id.",
     ),
 ) -> None:
     """Serve the S3-compatible gateway (embedded default setup when there is no config)."""
@@ -408,6 +408,12 @@ def serve(
     admin_sock = bind_admin_port(settings)
     hold_data_dir(settings.data_dir)
     check_signing_key(settings)
+    if settings.log_format == "json":  # this process's own records (the admin server's)
+        import logging
+
+        from residency.gateway.jsonlog import use_json
+
+        use_json(logging.getLogger("residency"))
     # The admin server answers from here on: /livez at once, /readyz 503 until every worker
     # has started (a long database migration included).
     admin = start_admin(settings, admin_sock) if admin_sock is not None else None

@@ -15,8 +15,8 @@ def top(
     url: str | None = typer.Option(
         None,
         "--url",
-        help="The admin server of `residency serve --admin-port` "
-        "[http://<admin_host>:<admin_port> from the config].",
+        help="The admin server of `residency serve --admin-port`, e.g. http://127.0.0.1:9100 "
+        "(default: admin_host and admin_port from the config).",
     ),
     config: Path | None = typer.Option(
         None, "--config", "-c", help="residency.yaml to take the admin address from."

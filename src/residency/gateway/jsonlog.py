@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -44,9 +45,17 @@ class JsonFormatter(logging.Formatter):
 
 
 def use_json(logger: logging.Logger) -> None:
-    """Switch `logger`'s handlers to `JsonFormatter`."""
+    """Switch `logger`'s handlers to `JsonFormatter`, and give the root logger a JSON handler
+    on stderr (warnings and errors) if it has none, so records of other libraries (asyncio,
+    SQLAlchemy, uvicorn) are JSON lines too instead of Python's plain last-resort output."""
     for handler in logger.handlers:
         handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    if not root.handlers:
+        fallback = logging.StreamHandler(sys.stderr)
+        fallback.setFormatter(JsonFormatter())
+        fallback.setLevel(logging.WARNING)
+        root.addHandler(fallback)
 
 
 def granian_log_config() -> dict[str, Any]:
