@@ -8,6 +8,10 @@ audit entry "erased from LOCATION" in the same transaction. A deletion that fail
 with backoff; one that still fails gives up its claim, stays recorded (the report counts it
 out of compliance) and is reported: the next `residency migrate` or `residency sweep` tries
 it again (`erase_pending`), with no grace period: these bytes are not orphans but a duty.
+
+Deletes that arrive together go out together: one DeleteObjects per up to 1,000 blobs at an
+s3 location, one worker-thread hop of unlink + stat per up to 64 files on a local disk; the
+confirming stat is still one per blob.
 """
 
 from __future__ import annotations
