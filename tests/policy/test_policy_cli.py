@@ -163,7 +163,7 @@ def test_explain_no_compliant_location_exits_1(cli) -> None:  # type: ignore[no-
     assert d["rules"][0]["policy"] == "ru-242fz"
     assert d["chosen"] == []
     assert len(d["exclusions"]) == DEFAULT_LOCATIONS
-    assert f"allow none of the {DEFAULT_LOCATIONS} configured locations" in d["message"]
+    assert f"it allows none of the {DEFAULT_LOCATIONS} configured locations" in d["message"]
 
 
 @pytest.mark.parametrize(

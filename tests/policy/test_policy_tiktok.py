@@ -206,7 +206,7 @@ def test_prc_users_data_follows_pipl_and_is_refused_without_a_mainland_location(
     assert d.refusal == "no-location"
     assert d.rule_ids == ("pipl-mainland-only",)
     assert "pipl-mainland-only" in d.message
-    assert "allow none of the 4 configured locations" in d.message
+    assert "it allows none of the 4 configured locations" in d.message
     for e in d.exclusions:
         assert "not allowed by rule pipl-mainland-only (allowed: CHINA_MAINLAND)" in e.reason
     mainland = decide(texas(), "personal", "CN", [*locations(), facts("alibaba", "cn-hangzhou")])

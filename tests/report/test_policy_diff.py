@@ -70,3 +70,29 @@ def test_bad_input_is_one_line(world: World, tmp_path: Path) -> None:
     assert r.code == 2
     assert "Traceback" not in r.stderr
     assert not (empty / "data" / "residency.db").exists()  # a read never creates a database
+
+
+def test_plan_report_and_diff_honour_a_bucket_policy_as_the_gateway_does(world: World) -> None:
+    """Issue 12: plan ignored a bucket's own policy. One effective policy, every caller."""
+    germany = world.root / "germany.yaml"
+    germany.write_text(
+        "name: germany\nrules:\n  - id: all-in-germany\n    constraints: {allow_countries: [DE]}\n"
+    )
+    set_it = run_cli("bucket", "policy", "media", str(germany), *world.args(), cwd=world.root)
+    assert set_it.code == 0, set_it.stderr
+    plan_file = world.root / "plan.jsonl"
+    plan = run_cli("plan", *world.args(), "-o", str(plan_file), "--json", cwd=world.root)
+    assert plan.code in (0, 1), plan.stderr
+    moves = [json.loads(line) for line in plan_file.read_text().splitlines()]
+    video = [m for m in moves if m.get("key") == "public/video.mp4"]
+    assert len(video) == 1, moves
+    assert video[0]["copy"] == ["aws-eu-central-1"]
+    report = run_cli("report", "--json", *world.args(), cwd=world.root)
+    rows = {r["key"]: r for r in json.loads(report.stdout)["violations"]}
+    assert "public/video.mp4" in rows
+    # The diff judges each object under its bucket's policy too: a permissive operator
+    # policy does not put the video back in bounds.
+    loose = world.root / "permissive.yaml"
+    loose.write_text(PERMISSIVE)
+    code, data = _diff(world, world.policy, loose)
+    assert data["already_out_of_bounds"]["objects"] == 1  # the video, under either

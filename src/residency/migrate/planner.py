@@ -18,16 +18,14 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from sqlalchemy import func, select, true
-
 from residency.catalog.facts import LocationFacts
 from residency.meta import Database
-from residency.meta.models import Bucket, ObjectVersion, Placement, Segment, Tenant
+from residency.meta.repo.inventory import latest_versions
 from residency.meta.types import utcnow
 from residency.migrate.decide import MAX_CACHED, Decider
 from residency.migrate.planfile import (
@@ -141,7 +139,7 @@ class Planner:
         self.summary = PlanSummary()
         self.decider = Decider(policy, candidates)
         self._shapes: dict[
-            tuple[str, str | None, int | None, str | None, str, tuple[str, ...]], Shape
+            tuple[str, str | None, int | None, str | None, str, str | None, tuple[str, ...]], Shape
         ] = {}
 
     def decide(
@@ -151,8 +149,11 @@ class Planner:
         tenant: str | None,
         bucket: str,
         subject_count: int | None = None,
+        bucket_policy: str | None = None,
     ) -> Decision:
-        decision = self.decider.decide(data_class, subject, tenant, bucket, subject_count)
+        decision = self.decider.decide(
+            data_class, subject, tenant, bucket, subject_count, bucket_policy
+        )
         self.summary.decisions = self.decider.evaluations
         return decision
 
@@ -203,14 +204,17 @@ class Planner:
         bucket: str,
         placements: tuple[str, ...],
         subject_count: int | None = None,
+        bucket_policy: str | None = None,
     ) -> Shape:
         """What to do with any object of these attributes at these placements (cached)."""
-        cache_key = (data_class, subject, subject_count, tenant, bucket, placements)
+        cache_key = (data_class, subject, subject_count, tenant, bucket, bucket_policy, placements)
         shape = self._shapes.get(cache_key)
         if shape is None:
             if len(self._shapes) >= MAX_CACHED:
                 self._shapes.clear()
-            decision = self.decide(data_class, subject, tenant, bucket, subject_count)
+            decision = self.decide(
+                data_class, subject, tenant, bucket, subject_count, bucket_policy
+            )
             shape = self._shape(decision, placements)
             self._shapes[cache_key] = shape
         return shape
@@ -381,76 +385,36 @@ async def plan_to_file(
         catalog_sha256=catalog_digest(candidates),
     )
     write_line(out, header.to_line())
-    after = 0
-    while True:
-        async with db.session(write=False) as session:
-            # Core rows, not ORM loading: this loop is the planner's whole cost.
-            conn = await session.connection()
-            query = (
-                select(
-                    ObjectVersion.id,
-                    ObjectVersion.key,
-                    ObjectVersion.version_id,
-                    ObjectVersion.size,
-                    ObjectVersion.data_class,
-                    ObjectVersion.subject,
-                    Bucket.name,
-                    Tenant.name,
-                    ObjectVersion.subject_count,
-                )
-                .join(Bucket, Bucket.id == ObjectVersion.bucket_id)
-                .join(Tenant, Tenant.id == Bucket.tenant_id)
-                .where(
-                    ObjectVersion.id > after,
-                    ObjectVersion.is_latest == true(),
-                    ObjectVersion.is_delete_marker.is_not(True),
-                )
-                .order_by(ObjectVersion.id)
-                .limit(batch_size)
-            )
-            if bucket is not None:
-                query = query.where(Bucket.name == bucket)
-            rows = (await conn.execute(query)).all()
-            if not rows:
-                break
-            lo, hi = rows[0][0], rows[-1][0]
-            where: Any = Placement.object_version_id.between(lo, hi)
-            placed: dict[int, list[str]] = defaultdict(list)
-            for vid, loc in await conn.execute(
-                select(Placement.object_version_id, Placement.location)
-                .where(where, Placement.state != "deleting")
-                .order_by(Placement.object_version_id, Placement.id)
-            ):
-                placed[vid].append(loc)
-            counts: Counter[int] = Counter()
-            for vid, n in await conn.execute(
-                select(Segment.object_version_id, func.count())
-                .where(Segment.object_version_id.between(lo, hi))
-                .group_by(Segment.object_version_id)
-            ):
-                counts[vid] = n
+    async for batch in latest_versions(db, bucket=bucket, batch_size=batch_size):
         lines: list[str] = []
-        for row in rows:
-            vid, key, version_id, size, data_class, subject, bucket_name, tenant, count = row
-            placements = tuple(placed.get(vid, ()))
-            segments = counts[vid] or 1
-            shape = planner.shape(data_class, subject, tenant, bucket_name, placements, count)
-            planner.account(shape, bucket_name, key, size, segments)
+        for row in batch:
+            shape = planner.shape(
+                row.data_class,
+                row.subject,
+                row.tenant,
+                row.bucket,
+                row.placements,
+                row.subject_count,
+                row.bucket_policy,
+            )
+            planner.account(shape, row.bucket, row.key, row.size, row.segments)
             if shape.move:
                 lines.append(
-                    f'{{"op":"move","bucket":{_str(bucket_name)},"key":{_str(key)},'
-                    f'"version":{_str(version_id)},"size":{size},"segments":{segments}'
-                    f"{shape.tail}\n"
+                    f'{{"op":"move","bucket":{_str(row.bucket)},"key":{_str(row.key)},'
+                    f'"version":{_str(row.version_id)},"size":{row.size},'
+                    f'"segments":{row.segments}{shape.tail}\n'
                 )
             elif shape.unplaceable is not None:
                 item = Unplaceable(
-                    bucket_name, key, version_id, size, placements, shape.unplaceable
+                    row.bucket,
+                    row.key,
+                    row.version_id,
+                    row.size,
+                    row.placements,
+                    shape.unplaceable,
                 )
                 lines.append(json.dumps(item.to_line(), ensure_ascii=False) + "\n")
         out.write("".join(lines))
-        after = rows[-1][0]
-        if len(rows) < batch_size:
-            break
     summary = planner.summary
     write_line(out, {"summary": summary.to_dict(bandwidth)})
     return header, summary

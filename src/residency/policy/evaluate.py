@@ -622,8 +622,9 @@ def _message(
             if obj.data_class == UNCLASSIFIED or not obj.subject
             else ""
         )
+        together = "it allows" if len(rules) == 1 else "together they allow"
         return (
-            f"{head}, and together they allow none of the {len(candidates)} configured "
+            f"{head}, and {together} none of the {len(candidates)} configured "
             f"locations{conflict}{why}.{fix}"
         )
     widest = spreads[-1]

@@ -111,6 +111,8 @@ class _Group:
     max_size: int
     shape: Shape
     decision: Decision
+    subject_count: int | None = None
+    bucket_policy: str | None = None
 
 
 async def _groups(session: AsyncSession, planner: Planner) -> list[_Group]:
@@ -131,6 +133,8 @@ async def _groups(session: AsyncSession, planner: Planner) -> list[_Group]:
             Tenant.name,
             Bucket.name,
             locs.c.locs,
+            ObjectVersion.subject_count,
+            Bucket.policy,
             func.count(),
             func.sum(ObjectVersion.size),
             func.max(ObjectVersion.size),
@@ -140,17 +144,25 @@ async def _groups(session: AsyncSession, planner: Planner) -> list[_Group]:
         .join(Tenant, Tenant.id == Bucket.tenant_id)
         .outerjoin(locs, locs.c.ovid == ObjectVersion.id)
         .where(_current())
+        # Everything a decision depends on: the same question the gateway and plan ask.
         .group_by(
-            ObjectVersion.data_class, ObjectVersion.subject, Tenant.name, Bucket.name, locs.c.locs
+            ObjectVersion.data_class,
+            ObjectVersion.subject,
+            Tenant.name,
+            Bucket.name,
+            locs.c.locs,
+            ObjectVersion.subject_count,
+            Bucket.policy,
         )
     )
-    merged: dict[tuple[str, str | None, str | None, str, tuple[str, ...]], _Group] = {}
-    for data_class, subject, tenant, bucket, raw, count, total, biggest in await session.execute(
-        query
-    ):
+    merged: dict[
+        tuple[str, str | None, str | None, str, tuple[str, ...], int | None, str | None], _Group
+    ] = {}
+    rows = await session.execute(query)
+    for data_class, subject, tenant, bucket, raw, n, spec, count, total, biggest in rows:
         # The aggregate's order is unspecified: the same set may come back as two strings.
         placements = tuple(sorted(raw.split(_SEP))) if raw else ()
-        key = (data_class, subject, tenant, bucket, placements)
+        key = (data_class, subject, tenant, bucket, placements, n, spec)
         group = merged.get(key)
         if group is None:
             merged[key] = _Group(
@@ -162,8 +174,10 @@ async def _groups(session: AsyncSession, planner: Planner) -> list[_Group]:
                 int(count),
                 int(total or 0),
                 int(biggest or 0),
-                planner.shape(data_class, subject, tenant, bucket, placements),
-                planner.decide(data_class, subject, tenant, bucket),
+                planner.shape(data_class, subject, tenant, bucket, placements, n, spec),
+                planner.decide(data_class, subject, tenant, bucket, n, spec),
+                n,
+                spec,
             )
         else:
             group.objects += int(count)
@@ -324,24 +338,26 @@ def _fix_cost(groups: Sequence[_Group]) -> FixCost:
     )
 
 
-def _rule_uses(groups: Sequence[_Group], policy: Policy) -> list[RuleUse]:
+UNRESTRICTED = "(none: no law restricts it)"
+
+
+def _rule_uses(groups: Sequence[_Group]) -> list[RuleUse]:
+    """Objects, bytes and violations per applying rule; an object counts under each of its."""
     counts: dict[str, list[int]] = {}
+    cites: dict[str, tuple[str, str]] = {UNRESTRICTED: ("", "")}
     for g in groups:
-        rule = g.decision.rule or "(no rule)"
-        c = counts.setdefault(rule, [0, 0, 0])
-        c[0] += g.objects
-        c[1] += g.bytes
-        c[2] += g.objects if _violates(g) else 0
-    out: list[RuleUse] = []
-    for rule_id, (objects, nbytes, bad) in counts.items():
-        citation = source = ""
-        try:
-            found = policy.rule(rule_id)
-        except KeyError:
-            pass  # "(no rule)": nothing matched
-        else:
-            citation, source = found.citation, found.source
-        out.append(RuleUse(rule_id, citation, source, objects, nbytes, bad))
+        applied = g.decision.rules
+        for rule in applied:
+            cites.setdefault(rule.id, (rule.citation, rule.source))
+        for rule_id in [r.id for r in applied] or [UNRESTRICTED]:
+            c = counts.setdefault(rule_id, [0, 0, 0])
+            c[0] += g.objects
+            c[1] += g.bytes
+            c[2] += g.objects if _violates(g) else 0
+    out = [
+        RuleUse(rule_id, *cites[rule_id], objects, nbytes, bad)
+        for rule_id, (objects, nbytes, bad) in counts.items()
+    ]
     return sorted(out, key=lambda r: (-r.violations, -r.objects, r.rule))
 
 
@@ -492,7 +508,7 @@ async def collect_report(
         violations=violations,
         violations_limit=top,
         fix=_fix_cost(groups),
-        rules=_rule_uses(groups, policy),
+        rules=_rule_uses(groups),
         concern=Concern(
             group=CONCERN_GROUP,
             countries=tuple(sorted(concern_countries)),

@@ -17,9 +17,8 @@ from typing import Any
 from residency.catalog.facts import LocationFacts
 from residency.meta import Database
 from residency.meta.repo.inventory import VersionRow, latest_versions
-from residency.migrate.planner import GIB, Planner
+from residency.migrate.planner import GIB, Planner, Shape
 from residency.policy import Policy
-from residency.policy.effective import effective_policy
 
 SAMPLE = 20
 
@@ -68,23 +67,6 @@ class PolicyDiff:
         }
 
 
-class _Judges:
-    """One planner per (policy, bucket policy): the same decisions plan and the gateway make."""
-
-    def __init__(self, policy: Policy, candidates: Sequence[LocationFacts]) -> None:
-        self.policy = policy
-        self.candidates = candidates
-        self.planners: dict[str | None, Planner] = {}
-
-    def __call__(self, spec: str | None) -> Planner:
-        planner = self.planners.get(spec)
-        if planner is None:
-            planner = self.planners[spec] = Planner(
-                effective_policy(self.policy, spec), self.candidates
-            )
-        return planner
-
-
 async def diff_policies(
     db: Database,
     old: Policy,
@@ -94,17 +76,27 @@ async def diff_policies(
     bucket: str | None = None,
 ) -> PolicyDiff:
     out = PolicyDiff(old.name, new.name)
-    before, after = _Judges(old, candidates), _Judges(new, candidates)
+    before, after = Planner(old, candidates), Planner(new, candidates)
     async for batch in latest_versions(db, bucket=bucket):
         for row in batch:
-            _judge(out, row, before(row.bucket_policy), after(row.bucket_policy))
+            _judge(out, row, before, after)
     return out
 
 
-def _in_bounds(planner: Planner, row: VersionRow) -> bool:
-    shape = planner.shape(
-        row.data_class, row.subject, row.tenant, row.bucket, row.placements, row.subject_count
+def _shape(planner: Planner, row: VersionRow) -> Shape:
+    return planner.shape(
+        row.data_class,
+        row.subject,
+        row.tenant,
+        row.bucket,
+        row.placements,
+        row.subject_count,
+        row.bucket_policy,
     )
+
+
+def _in_bounds(planner: Planner, row: VersionRow) -> bool:
+    shape = _shape(planner, row)
     return not shape.move and shape.unplaceable is None
 
 
@@ -123,10 +115,10 @@ def _judge(out: PolicyDiff, row: VersionRow, old: Planner, new: Planner) -> None
         return
     out.breaking += 1
     out.breaking_bytes += row.size
-    shape = new.shape(
-        row.data_class, row.subject, row.tenant, row.bucket, row.placements, row.subject_count
+    shape = _shape(new, row)
+    decision = new.decide(
+        row.data_class, row.subject, row.tenant, row.bucket, row.subject_count, row.bucket_policy
     )
-    decision = new.decide(row.data_class, row.subject, row.tenant, row.bucket, row.subject_count)
     reasons = {
         loc: new.decider.reason(decision, loc)
         for loc in row.placements
