@@ -288,6 +288,32 @@ def test_residency_top_once_shows_the_counters(ops: Ops) -> None:
     assert "PutObject" in from_config.stdout
 
 
+def test_residency_top_watches_rates_until_interrupted(ops: Ops) -> None:
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "residency", "top", "--url", ops.admin, "--interval", "0.3"],
+        cwd=ops.root,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        s3 = ops.s3()
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:  # traffic for the rates to show
+            s3.list_buckets()
+            time.sleep(0.1)
+        watch.send_signal(signal.SIGINT)
+        out, err = watch.communicate(timeout=30)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.communicate()
+    assert watch.returncode == 0, err
+    assert "rates: last 0." in out  # the view after a refresh: rates over the interval
+    assert "ListBuckets" in out
+
+
 def test_residency_top_without_a_server_is_one_line(ops: Ops) -> None:
     closed = f"http://127.0.0.1:{_free_port()}"
     down = run_residency("top", "--url", closed, "--once", cwd=ops.root)
@@ -488,3 +514,15 @@ def test_not_ready_until_start_up_finished(tmp_path: Path) -> None:
     # The admin server went away with the gateway.
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{admin}/livez", timeout=2)
+
+
+def test_top_estimates_percentiles_as_histogram_quantile_does() -> None:
+    from residency.ops.top import quantile
+
+    buckets = {0.01: 0.0, 0.1: 50.0, 1.0: 100.0, float("inf"): 100.0}
+    assert quantile(0.25, buckets) == pytest.approx(0.055)  # halfway into (0.01, 0.1]
+    assert quantile(0.5, buckets) == pytest.approx(0.1)
+    assert quantile(0.75, buckets) == pytest.approx(0.55)
+    # Beyond the last finite bound: that bound (PromQL says the same).
+    assert quantile(0.99, {0.1: 0.0, float("inf"): 10.0}) == pytest.approx(0.1)
+    assert quantile(0.5, {0.1: 0.0, float("inf"): 0.0}) is None
