@@ -97,3 +97,27 @@ def test_plan_report_and_diff_honour_a_bucket_policy_as_the_gateway_does(world: 
     code, data = _diff(world, world.policy, loose)
     assert code == 0  # loosening breaks nothing
     assert data["already_out_of_bounds"]["objects"] == 1  # the video, under either
+
+
+def test_the_report_shows_exceptions_and_the_chain(world: World) -> None:
+    policy = world.policy.read_text() + (
+        "exceptions:\n"
+        "  - id: dpf-aws\n    relaxes: eea-personal\n    mechanism: gdpr-art45-dpf\n"
+        "    locations: [aws-us-east-1]\n    evidence: DPF list entry 2026-03\n"
+        "    expires: 2099-01-01\n"
+        "  - id: old-sccs\n    relaxes: eea-personal\n    mechanism: gdpr-art46-sccs\n"
+        "    locations: [oci-us-ashburn-1]\n    evidence: DPA-2019\n    expires: 2020-01-01\n"
+    )
+    world.policy.write_text(policy)
+    r = run_cli("report", "--json", *world.args(), "-o", str(world.root / "r.html"), cwd=world.root)
+    data = json.loads(r.stdout)
+    exceptions = {e["id"]: e for e in data["policy"]["exceptions"]}
+    assert exceptions["dpf-aws"]["active"] is True
+    assert exceptions["dpf-aws"]["objects"] == 1  # eu/stray.json at AWS is now in bounds
+    assert exceptions["old-sccs"]["active"] is False
+    assert data["chain"]["ok"] is True
+    assert data["chain"]["entries"] > 0
+    html = (world.root / "r.html").read_text()
+    assert "dpf-aws" in html
+    assert "expired: not applied" in html
+    assert "Intact:" in html

@@ -14,7 +14,7 @@ import heapq
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -30,7 +30,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from residency.audit import ACCESS_DENIED, REFUSAL, THRESHOLD_HIT, iter_entries
+from residency.audit import (
+    ACCESS_DENIED,
+    REFUSAL,
+    THRESHOLD_HIT,
+    AuditCheckpoint,
+    iter_entries,
+    verify,
+)
 from residency.audit.canonical import format_ts
 from residency.catalog import Catalog, CatalogError
 from residency.catalog.facts import LocationFacts
@@ -338,6 +345,43 @@ def _fix_cost(groups: Sequence[_Group]) -> FixCost:
     )
 
 
+async def _chain(session: AsyncSession) -> dict[str, Any]:
+    """The chain's state and its newest signed checkpoint (signatures: `audit verify`)."""
+    walked = await verify(session)
+    newest = (
+        await session.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc()).limit(1))
+    ).scalar_one_or_none()
+    return {
+        **walked.to_dict(),
+        "last_checkpoint": None
+        if newest is None
+        else {"seq": newest.seq, "at": format_ts(newest.ts), "key_id": newest.key_id},
+    }
+
+
+def _exceptions(policy: Policy, groups: Sequence[_Group]) -> list[dict[str, Any]]:
+    """Every exception the policy grants, whether it is in force, and what relies on it."""
+    today = date.today()
+    return [
+        {
+            "id": e.id,
+            "relaxes": e.relaxes,
+            "mechanism": e.mechanism,
+            "locations": list(e.locations),
+            "evidence": e.evidence,
+            "expires": e.expires.isoformat(),
+            "active": e.active(today),
+            # Objects that sit where only this exception allows them.
+            "objects": sum(
+                g.objects
+                for g in groups
+                if e.id in g.decision.exceptions and set(g.placements) & set(e.locations)
+            ),
+        }
+        for e in policy.exceptions
+    ]
+
+
 UNRESTRICTED = "(none: no law restricts it)"
 
 
@@ -467,6 +511,7 @@ async def collect_report(
         violations = await _largest(session, [g for g in groups if _violates(g)], planner, top)
         audit = await _audit(session, audit_since, audit_limit)
         leftovers = await collect_leftovers(session, planner.decider)
+        chain = await _chain(session)
     drift = None
     if scan is not None:
         drift = await scan_locations(db, scan, planner.decider)
@@ -488,6 +533,7 @@ async def collect_report(
             "description": policy.description,
             "citation": policy.citation,
             "sources": list(policy.sources),
+            "exceptions": _exceptions(policy, groups),
         },
         totals={
             "objects": sum(g.objects for g in groups),
@@ -518,5 +564,6 @@ async def collect_report(
         ),
         audit=audit,
         leftovers=leftovers,
+        chain=chain,
         scan=drift,
     )

@@ -134,6 +134,9 @@ class Report:
     migration released but has not erased yet, parts of open uploads): out of compliance"""
     scan: ScanResult | None = None
     """the drift scan (`report --scan`): what the locations really hold against the metadata"""
+    chain: dict[str, Any] = field(default_factory=dict)
+    """the audit chain walked end to end (`audit verify` without signatures) and its newest
+    signed checkpoint: a report on a broken chain is not evidence"""
 
     @property
     def leftover_blobs(self) -> int:
@@ -142,7 +145,8 @@ class Report:
     @property
     def compliant(self) -> bool:
         drift = self.scan.drift if self.scan is not None else 0
-        return not self.violations_total and not self.leftovers and not drift
+        chain_ok = self.chain.get("ok", True)
+        return not self.violations_total and not self.leftovers and not drift and chain_ok
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
