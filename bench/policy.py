@@ -15,7 +15,7 @@ a shared machine skews both alike):
 Objects cycle through classes x subjects x counts (including unclassified and unknown
 subjects); candidates are the six built-in locations. Printed: microseconds per decision and
 the ratio of each to `baseline/default`. With `--put`, `bench/gateway.py --quick --only
-residency` runs from both trees and the 4 KiB PUT rates are compared the same way.
+residency` runs from both trees and the 4 KiB GET and PUT rates are compared the same way.
 Not part of the test suite: it prints figures and ratios, it does not pass or fail.
 """
 
@@ -97,8 +97,8 @@ def time_decisions(tree: Path, spec: str, rounds: int, n: int) -> dict[str, floa
     return result
 
 
-def put_rate(tree: Path) -> float:
-    """4 KiB PUT req/s from `bench/gateway.py --quick --only residency` run in `tree`."""
+def small_rates(tree: Path) -> tuple[float, float]:
+    """4 KiB (GET, PUT) req/s from `bench/gateway.py --quick --only residency` run in `tree`."""
     proc = subprocess.run(
         [sys.executable, "bench/gateway.py", "--quick", "--only", "residency"],
         cwd=tree,
@@ -107,14 +107,15 @@ def put_rate(tree: Path) -> float:
         text=True,
         check=False,
     )
-    if proc.returncode != 0:
+    row = re.search(r"^residency {2,}(.*)$", proc.stdout, re.M)
+    if proc.returncode != 0 or row is None:
         raise SystemExit(
             f"gateway bench in {tree} failed:\n{proc.stdout[-1500:]}{proc.stderr[-1500:]}"
         )
-    match = re.search(r"PUT 4 KiB\D+?([\d,]+(?:\.\d+)?) req/s", proc.stdout)
-    if match is None:
-        raise SystemExit(f"no PUT 4 KiB figure in the gateway bench output:\n{proc.stdout[-2000:]}")
-    return float(match.group(1).replace(",", ""))
+    # Columns: GET 64 MiB, PUT 64 MiB, GET 4 KiB, p99, PUT 4 KiB, p99.
+    cells = re.split(r" {2,}", row.group(1).strip())
+    get, put = (float(cells[i].split()[0].replace(",", "")) for i in (2, 4))
+    return get, put
 
 
 def main() -> None:
@@ -140,10 +141,14 @@ def main() -> None:
         for name, got in figures.items():
             print(f"{name:<18} {int(got['rules']):>5} {got['us']:>12.2f} {got['us'] / ref:>11.2f}x")
         if args.put:
-            before, after = put_rate(base), put_rate(REPO)
+            (get0, put0), (get1, put1) = small_rates(base), small_rates(REPO)
             print(
-                f"PUT 4 KiB: baseline {before:,.0f} req/s, current {after:,.0f} req/s, "
-                f"ratio {after / before:.2f}"
+                f"GET 4 KiB: baseline {get0:,.0f} req/s, current {get1:,.0f} req/s, "
+                f"ratio {get1 / get0:.2f}"
+            )
+            print(
+                f"PUT 4 KiB: baseline {put0:,.0f} req/s, current {put1:,.0f} req/s, "
+                f"ratio {put1 / put0:.2f}"
             )
 
 
