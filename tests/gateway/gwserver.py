@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from typing import Any
 
 import boto3
 import httpx
+import pytest
 import yaml
 from botocore.config import Config
 
@@ -256,3 +258,47 @@ def create_key(config: Path, cwd: Path, tenant: str) -> tuple[str, str]:
     assert key.returncode == 0, key.stderr
     data = json.loads(key.stdout)
     return data["access_key_id"], data["secret_access_key"]
+
+
+def one_location_config(root: Path, **extra: Any) -> Path:
+    """A one-location deployment under `root` with its own data dir (one server per data
+    dir); `extra` adds or overrides settings."""
+    config = root / "residency.yaml"
+    settings: dict[str, Any] = {
+        "data_dir": str(root / "data"),
+        "region_name": REGION,
+        "locations": [
+            {
+                "name": "us-east",
+                "provider": "aws",
+                "region": "us-east-1",
+                "scheme": "fs",
+                "options": {"root": str(root / "data" / "us-east")},
+            }
+        ],
+        **extra,
+    }
+    config.write_text(yaml.safe_dump(settings))
+    return config
+
+
+def serve_expecting_refusal(
+    *args: str, cwd: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`residency serve ARGS`, expected to refuse at once; one that starts is stopped whole."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "residency", "serve", *args],
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("`residency serve` started although it should have refused")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import yaml
 from botocore.config import Config
-from gwserver import REGION, create_key, start_server
+from gwserver import REGION, create_key, one_location_config, start_server
 
 from testkit import run_cli
 
@@ -22,26 +21,7 @@ EVERY = 5
 
 
 def _config(root: Path) -> Path:
-    config = root / "residency.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "data_dir": str(root / "data"),
-                "region_name": REGION,
-                "audit_checkpoint_every": EVERY,
-                "locations": [
-                    {
-                        "name": "us-east",
-                        "provider": "aws",
-                        "region": "us-east-1",
-                        "scheme": "fs",
-                        "options": {"root": str(root / "data" / "us-east")},
-                    }
-                ],
-            }
-        )
-    )
-    return config
+    return one_location_config(root, audit_checkpoint_every=EVERY)
 
 
 def _checkpoints(config: Path, cwd: Path) -> list[dict[str, Any]]:

@@ -15,10 +15,9 @@ from typing import Any
 
 import boto3
 import pytest
-import yaml
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from gwserver import REGION, Server, create_key, run_residency, start_server
+from gwserver import REGION, Server, create_key, one_location_config, run_residency, start_server
 
 from residency.gateway.auth import KEY_CACHE_SECONDS
 
@@ -50,30 +49,10 @@ class Served:
 
 
 def _config(root: Path) -> Path:
-    """A one-location deployment under `root` (its own data dir: one server per data dir)."""
-    config = root / "residency.yaml"
-    # Load, not law, is under test: this deployment declares its unlabelled data public.
+    """One location; load, not law, is under test: unlabelled data here is declared public."""
     policy = root / "policy.yaml"
     policy.write_text("name: public-by-default\nextends: [preset:default]\ndefault_class: public\n")
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "data_dir": str(root / "data"),
-                "policy": str(policy),
-                "region_name": REGION,
-                "locations": [
-                    {
-                        "name": "us-east",
-                        "provider": "aws",
-                        "region": "us-east-1",
-                        "scheme": "fs",
-                        "options": {"root": str(root / "data" / "us-east")},
-                    }
-                ],
-            }
-        )
-    )
-    return config
+    return one_location_config(root, policy=str(policy))
 
 
 @pytest.fixture(scope="module")

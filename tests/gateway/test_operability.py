@@ -31,7 +31,9 @@ from gwserver import (
     Server,
     _free_port,
     create_key,
+    one_location_config,
     run_residency,
+    serve_expecting_refusal,
     start_server,
     write_config,
 )
@@ -408,56 +410,14 @@ def test_readiness_fails_while_the_database_is_unreachable(ops: Ops) -> None:
 # --------------------------------------------------------------------------- own servers
 
 
-def _small_config(root: Path, **extra: Any) -> Path:
-    config = root / "residency.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "data_dir": str(root / "data"),
-                "region_name": REGION,
-                "locations": [
-                    {
-                        "name": "us-east",
-                        "provider": "aws",
-                        "region": "us-east-1",
-                        "scheme": "fs",
-                        "options": {"root": str(root / "data" / "us-east")},
-                    }
-                ],
-                **extra,
-            }
-        )
-    )
-    return config
-
-
-def _serve_expecting_refusal(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "residency", "serve", *args],
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        pytest.fail("`residency serve` started although it should have refused")
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
 def test_a_busy_admin_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    config = _small_config(tmp_path)
+    config = one_location_config(tmp_path)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         busy = taken.getsockname()[1]
         port = str(_free_port())
-        done = _serve_expecting_refusal(
+        done = serve_expecting_refusal(
             "--config", str(config), "--port", port, "--admin-port", str(busy), cwd=tmp_path
         )
     assert done.returncode == 2
@@ -465,7 +425,7 @@ def test_a_busy_admin_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
         f"error: admin port {busy} on 127.0.0.1 is already in use; "
         "stop that server or pick --admin-port"
     )
-    same = _serve_expecting_refusal(
+    same = serve_expecting_refusal(
         "--config", str(config), "--port", port, "--admin-port", port, cwd=tmp_path
     )
     assert same.returncode == 2
@@ -475,7 +435,7 @@ def test_a_busy_admin_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
 def test_not_ready_until_start_up_finished(tmp_path: Path) -> None:
     """The admin port answers while the server still waits for its database: alive, not
     ready; ready once every worker has started."""
-    config = _small_config(tmp_path, sqlite_busy_timeout_ms=120_000)
+    config = one_location_config(tmp_path, sqlite_busy_timeout_ms=120_000)
     create_key(config, tmp_path, "acme")  # the database exists, in WAL mode
     db = tmp_path / "data" / "residency.db"
     admin_port, port = _free_port(), _free_port()

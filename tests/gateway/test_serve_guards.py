@@ -7,66 +7,24 @@ and exit 2, before anything is opened (issue #12, item 7).
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
-from gwserver import REGION, Server, _free_port, start_server
-
-
-def _config(root: Path) -> Path:
-    """A one-location deployment with its data dir under `root`."""
-    config = root / "residency.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "data_dir": str(root / "data"),
-                "region_name": REGION,
-                "locations": [
-                    {
-                        "name": "us-east",
-                        "provider": "aws",
-                        "region": "us-east-1",
-                        "scheme": "fs",
-                        "options": {"root": str(root / "data" / "us-east")},
-                    }
-                ],
-            }
-        )
-    )
-    return config
-
-
-def _second_serve(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`residency serve ARGS`, expected to refuse at once; one that starts is stopped whole."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "residency", "serve", *args],
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        pytest.fail("a second `residency serve` started beside the first one")
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+from gwserver import (
+    Server,
+    _free_port,
+    one_location_config,
+    serve_expecting_refusal,
+    start_server,
+)
 
 
 @pytest.fixture
 def first(tmp_path: Path) -> Iterator[Server]:
     root = tmp_path / "first"
     root.mkdir()
-    server = start_server(["--config", str(_config(root))], root)
+    server = start_server(["--config", str(one_location_config(root))], root)
     yield server
     server.stop()
 
@@ -79,7 +37,9 @@ def test_a_port_in_use_is_refused_in_one_line(first: Server, tmp_path: Path) -> 
     root = tmp_path / "second"
     root.mkdir()
     port = _port(first)
-    refused = _second_serve("--config", str(_config(root)), "--port", port, cwd=root)
+    refused = serve_expecting_refusal(
+        "--config", str(one_location_config(root)), "--port", port, cwd=root
+    )
     assert refused.returncode == 2, (refused.stdout, refused.stderr)
     assert refused.stderr.strip().splitlines() == [
         f"error: port {port} on 127.0.0.1 is already in use; stop that server or pick --port"
@@ -92,7 +52,9 @@ def test_a_data_dir_held_by_a_server_is_refused_naming_its_pid(
     first: Server, tmp_path: Path
 ) -> None:
     config = first.root / "residency.yaml"
-    refused = _second_serve("--config", str(config), "--port", str(_free_port()), cwd=tmp_path)
+    refused = serve_expecting_refusal(
+        "--config", str(config), "--port", str(_free_port()), cwd=tmp_path
+    )
     assert refused.returncode == 2, (refused.stdout, refused.stderr)
     data_dir = (first.root / "data").resolve()
     assert refused.stderr.strip().splitlines() == [
@@ -104,7 +66,7 @@ def test_a_data_dir_held_by_a_server_is_refused_naming_its_pid(
 
 def test_the_data_dir_is_free_again_once_the_server_stopped(tmp_path: Path) -> None:
     """The lock is the kernel's: a stopped server leaves nothing behind to clean up."""
-    config = _config(tmp_path)
+    config = one_location_config(tmp_path)
     one = start_server(["--config", str(config)], tmp_path)
     one.stop()
     two = start_server(["--config", str(config)], tmp_path)
