@@ -111,8 +111,17 @@ async def copy_object(ctx: RequestContext) -> Response:
         kept_headers = dict(version.content_headers or {})
     tags = request_tags(ctx.headers) if tagging_directive == "REPLACE" else dict(version.tags)
 
+    # The copy is what its source is; only values this request states (REPLACE) restate it,
+    # never metadata or tags carried over from the source.
     inherited = Inherited(version.data_class, version.subject, version.subject_count)
-    placement = await decide(ctx, bucket, key, user_metadata=meta, tags=tags, inherited=inherited)
+    placement = await decide(
+        ctx,
+        bucket,
+        key,
+        user_metadata=meta if metadata_directive == "REPLACE" else {},
+        tags=tags if tagging_directive == "REPLACE" else {},
+        inherited=inherited,
+    )
     await authorize.charge_read(ctx, src.ref)
     chunks = Digesting(
         source_stream(ctx, source.key, segments, locations, 0, version.size - 1),
