@@ -222,4 +222,16 @@ def test_the_operator_sets_a_bucket_policy_with_an_audited_command(
     assert bad.returncode == 2
     assert "unknown preset" in bad.stderr
     assert cli("no-such-bucket", "--json").returncode == 2
+    # A bucket policy file that disappears refuses writes: what it would add is unknown.
+    gone = tmp_path / "gone.yaml"
+    gone.write_text(germany.read_text().replace("germany", "gone"))
+    assert cli(bucket, str(gone)).returncode == 0
+    gone.unlink()
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        put(s3, bucket, "c.txt", b"c", **{"residency-class": "public"})
+    status, code, message = _error(refused)
+    assert (status, code) == (403, "ResidencyViolation")
+    assert "cannot be loaded" in message
     assert cli(bucket, "--clear").returncode == 0
+    cleared = put(s3, bucket, "d.txt", b"d", **{"residency-class": "public"})
+    assert residency_headers(cleared)["x-residency-locations"] != "de"

@@ -30,6 +30,7 @@ from residency.policy import (
     Decision,
     ObjectAttrs,
     Policy,
+    PolicyError,
     classify,
     evaluate,
 )
@@ -45,8 +46,18 @@ COUNT_KEY = "residency-subjects"
 
 
 def policy_for(gw: Gateway, bucket: Bucket) -> Policy:
-    """The gateway's policy narrowed by the bucket's (a preset named at creation)."""
-    return effective_policy(gw.policy, bucket.policy)
+    """The gateway's policy narrowed by the bucket's (a preset named at creation).
+
+    A bucket policy that no longer loads (an operator's file moved away) refuses every write
+    to the bucket: what it would have added is unknown, so nothing is placed without it.
+    """
+    try:
+        return effective_policy(gw.policy, bucket.policy)
+    except PolicyError as exc:
+        raise errors.residency_violation(
+            f"the policy of bucket {bucket.name} ({bucket.policy}) cannot be loaded, so no write "
+            f"is placed until the operator fixes it (residency bucket policy): {exc}"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
