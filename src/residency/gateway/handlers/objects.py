@@ -27,6 +27,7 @@ from residency.gateway.http import (
     ByteRange,
     PathSendResponse,
     check_preconditions,
+    decimal,
     http_date,
     offers_pathsend,
     parse_range,
@@ -419,9 +420,8 @@ async def _get_or_head(ctx: RequestContext, *, with_body: bool) -> Response:
 
 
 def whole_number(value: str) -> int | None:
-    """A small non-negative decimal (ASCII digits only), else None."""
-    value = value.strip()
-    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else None
+    """A small non-negative decimal (`http.decimal` of at most 9 digits), else None."""
+    return decimal(value) if len(value.strip()) <= 9 else None
 
 
 def part_number(value: str, maximum: int = 10_000) -> int:
