@@ -298,6 +298,87 @@ def test_default_upload_is_crc64nvme_of_the_whole_object(bare: Any, parts: list[
     assert head["ChecksumType"] == "FULL_OBJECT"
 
 
+# --- partNumber reads ------------------------------------------------------------------------
+
+
+def test_part_reads_of_a_composite_object_carry_the_parts_checksum(
+    s3: Any, parts: list[bytes]
+) -> None:
+    """GET/HEAD `?partNumber=N` of a COMPOSITE object show part N's checksum, as S3 does;
+    botocore checks what it reads against it (before, part reads carried no checksum)."""
+    bucket = new_bucket(s3)
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key="mp", ChecksumAlgorithm="SHA1")[
+        "UploadId"
+    ]
+    done = _upload_parts(s3, bucket, "mp", upload_id, parts, "SHA1")
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key="mp", UploadId=upload_id, MultipartUpload={"Parts": done}
+    )
+    for number, data in enumerate(parts, 1):
+        got = s3.get_object(Bucket=bucket, Key="mp", PartNumber=number, ChecksumMode="ENABLED")
+        assert got["ChecksumSHA1"] == b64(sha1(data))
+        assert got["ChecksumType"] == "COMPOSITE"
+        assert got["ResponseMetadata"]["HTTPHeaders"]["x-amz-checksum-sha1"] == b64(sha1(data))
+        assert got["Body"].read() == data
+        head = s3.head_object(Bucket=bucket, Key="mp", PartNumber=number, ChecksumMode="ENABLED")
+        assert head["ChecksumSHA1"] == b64(sha1(data))
+        assert head["ChecksumType"] == "COMPOSITE"
+    # Without checksum mode nothing is shown; the whole object still shows its own.
+    assert "ChecksumSHA1" not in s3.head_object(Bucket=bucket, Key="mp", PartNumber=1)
+    whole = s3.head_object(Bucket=bucket, Key="mp", ChecksumMode="ENABLED")["ChecksumSHA1"]
+    assert whole.endswith("-3")
+
+
+def test_a_one_part_composite_object_shows_the_part_not_the_composite(s3: Any) -> None:
+    bucket = new_bucket(s3)
+    body = os.urandom(1000)
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key="mp", ChecksumAlgorithm="CRC32")[
+        "UploadId"
+    ]
+    done = _upload_parts(s3, bucket, "mp", upload_id, [body], "CRC32")
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key="mp", UploadId=upload_id, MultipartUpload={"Parts": done}
+    )
+    got = s3.get_object(Bucket=bucket, Key="mp", PartNumber=1, ChecksumMode="ENABLED")
+    assert got["ChecksumCRC32"] == crc32(body)
+    assert got["ChecksumType"] == "COMPOSITE"
+    assert got["Body"].read() == body
+
+
+def test_part_reads_of_a_full_object_checksum(s3: Any, bare: Any, parts: list[bytes]) -> None:
+    """A FULL_OBJECT checksum describes the whole object: a part read shows it only when the
+    part is the whole object (a one-part upload, a one-blob object's part 1), else nothing,
+    as S3 does; never the whole object's CRC against a part's bytes."""
+    bucket = new_bucket(s3)
+    upload_id = s3.create_multipart_upload(
+        Bucket=bucket, Key="mp", ChecksumAlgorithm="CRC64NVME", ChecksumType="FULL_OBJECT"
+    )["UploadId"]
+    done = _upload_parts(s3, bucket, "mp", upload_id, parts, "CRC64NVME")
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key="mp", UploadId=upload_id, MultipartUpload={"Parts": done}
+    )
+    for number, data in enumerate(parts, 1):
+        got = s3.get_object(Bucket=bucket, Key="mp", PartNumber=number, ChecksumMode="ENABLED")
+        assert got["Body"].read() == data
+        assert "ChecksumCRC64NVME" not in got
+        assert "ChecksumType" not in got
+    # One part (the default CRC64NVME upload, no algorithm named): the part is the object.
+    body = os.urandom(2000)
+    upload_id = bare.create_multipart_upload(Bucket=bucket, Key="one")["UploadId"]
+    done = _upload_parts(bare, bucket, "one", upload_id, [body], None)
+    bare.complete_multipart_upload(
+        Bucket=bucket, Key="one", UploadId=upload_id, MultipartUpload={"Parts": done}
+    )
+    got = s3.get_object(Bucket=bucket, Key="one", PartNumber=1, ChecksumMode="ENABLED")
+    assert got["ChecksumCRC64NVME"] == crc64nvme(body)
+    assert got["ChecksumType"] == "FULL_OBJECT"
+    assert got["Body"].read() == body
+    s3.put_object(Bucket=bucket, Key="simple", Body=b"whole", ChecksumAlgorithm="SHA256")
+    got = s3.get_object(Bucket=bucket, Key="simple", PartNumber=1, ChecksumMode="ENABLED")
+    assert got["ChecksumSHA256"] == b64(hashlib.sha256(b"whole").digest())
+    assert got["Body"].read() == b"whole"
+
+
 # --- pyarrow -----------------------------------------------------------------------------------
 
 

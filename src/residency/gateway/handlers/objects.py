@@ -20,7 +20,7 @@ from residency.access import AccessDecision, Action, ObjectRef
 from residency.audit import append as audit_append
 from residency.audit.kinds import DELETE
 from residency.gateway import authorize, errors
-from residency.gateway.checksum import FULL_OBJECT
+from residency.gateway.checksum import COMPOSITE, FULL_OBJECT
 from residency.gateway.context import RequestContext
 from residency.gateway.handlers.common import empty_response, quote_etag, xml_response
 from residency.gateway.http import (
@@ -356,6 +356,8 @@ class ReadTarget:
     version: ObjectVersion
     segments: list[SegmentRef]
     locations: list[str]
+    part_checksums: tuple[str | None, ...] = ()
+    """A multipart object's part checksums in segment order (`Segment.checksum`)."""
 
 
 async def read_target(
@@ -372,7 +374,8 @@ async def read_target(
     if found.version is None:
         raise errors.no_such_key(key)
     segments = [SegmentRef(s.blob_key, s.size) for s in found.segments]
-    return ReadTarget(ref, found.version, segments, locations)
+    part_checksums = tuple(s.checksum for s in found.segments)
+    return ReadTarget(ref, found.version, segments, locations, part_checksums)
 
 
 async def _get_or_head(ctx: RequestContext, *, with_body: bool) -> Response:
@@ -383,8 +386,10 @@ async def _get_or_head(ctx: RequestContext, *, with_body: bool) -> Response:
         ctx.headers, etag=version.etag, last_modified=version.created, method=ctx.request.method
     )
     headers = object_headers(version, locations)
+    part: int | None = None
     if "partNumber" in ctx.query:
-        byte_range = part_range(ctx, version, segments)
+        part = part_number(ctx.query["partNumber"])
+        byte_range = part_range(ctx, part, version, segments)
     else:
         byte_range = parse_range(ctx.headers.get("range"), version.size)
     for param, header in _RESPONSE_OVERRIDES.items():
@@ -396,8 +401,11 @@ async def _get_or_head(ctx: RequestContext, *, with_body: bool) -> Response:
         status = 206
         start, end = byte_range.start, byte_range.end
         headers["Content-Range"] = byte_range.content_range
-    elif ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
-        headers.update(checksum_headers(version))
+    if ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+        if part is not None:
+            headers.update(part_checksum_headers(target, part))
+        elif byte_range is None:
+            headers.update(checksum_headers(version))
     length = end - start + 1
     headers["Content-Length"] = str(length)
     headers = _latin1_safe(headers)
@@ -436,11 +444,10 @@ def part_number(value: str, maximum: int = 10_000) -> int:
 
 
 def part_range(
-    ctx: RequestContext, version: ObjectVersion, segments: list[SegmentRef]
+    ctx: RequestContext, number: int, version: ObjectVersion, segments: list[SegmentRef]
 ) -> ByteRange | None:
     """GET/HEAD `?partNumber=N`: the bytes of part N of a multipart object (a one-blob object
     is its own part 1); None for the whole of an empty object."""
-    number = part_number(ctx.query["partNumber"])
     if ctx.headers.get("range"):
         raise errors.invalid_request(
             "Cannot specify both Range header and partNumber query parameter"
@@ -454,6 +461,30 @@ def part_range(
     if sizes[number - 1] == 0:
         return None
     return ByteRange(start, start + sizes[number - 1] - 1, version.size)
+
+
+def part_checksum_headers(target: ReadTarget, number: int) -> dict[str, str]:
+    """What GET/HEAD `?partNumber=N` with `x-amz-checksum-mode: ENABLED` show, as S3 does:
+    a COMPOSITE object's part N checksum (type COMPOSITE); the object's own checksum when
+    part N is all of it (a one-blob object, a one-part upload); otherwise nothing, since a
+    FULL_OBJECT checksum does not describe a part and a client would check the part's bytes
+    against it."""
+    version = target.version
+    if not (version.checksum_algorithm and version.checksum):
+        return {}
+    if version.part_count and version.checksum_type == COMPOSITE:
+        checksums = target.part_checksums
+        found = checksums[number - 1] if number <= len(checksums) else None
+        if not found:  # a part written before part checksums were kept
+            return {}
+        return {
+            f"x-amz-checksum-{version.checksum_algorithm.lower()}": found,
+            "x-amz-checksum-type": COMPOSITE,
+        }
+    sizes = [s.size for s in target.segments] if version.part_count else [version.size]
+    if sizes[number - 1] == version.size:
+        return checksum_headers(version)
+    return {}
 
 
 async def get_object(ctx: RequestContext) -> Response:
