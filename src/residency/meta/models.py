@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -38,7 +39,10 @@ NAMING = {
 }
 
 KEY_STATUSES = ("active", "revoked")
+VERSIONING_STATES = ("Enabled", "Suspended")
 PLACEMENT_STATES = ("ready", "verified", "deleting")
+NULL_VERSION = "null"
+"""S3's version id of an object written while its bucket's versioning was off or suspended."""
 
 
 class Base(DeclarativeBase):
@@ -100,10 +104,19 @@ class Bucket(Base):
     policy: Mapped[str | None] = mapped_column(String(128))
     public_access_block: Mapped[dict[str, bool] | None] = mapped_column(JSONDoc)
     """PutPublicAccessBlock's four flags; informational (no request is ever anonymous)."""
+    versioning: Mapped[str | None] = mapped_column(String(16))
+    """S3 versioning: None (never enabled: a write replaces the object), `Enabled` (every
+    write and delete adds a version) or `Suspended` (writes replace the `null` version)."""
 
 
 class ObjectVersion(Base):
-    """One version of an object. Only `is_latest` rows are visible while versioning is off.
+    """One version of an object, or a delete marker (no bytes, no segments, no placements).
+
+    `is_latest` marks the current version of a key (listings and plain GETs show it unless it
+    is a delete marker); older versions exist only in a bucket whose versioning was enabled.
+    `version_id` is unique and internal (plans and the audit log name versions by it); what
+    S3 clients see is `s3_version_id`: `null` for a version written while versioning was off
+    or suspended (S3's null version: at most one per key), the id itself otherwise.
 
     `md5` (hex), `sha256`, `crc32c` and `crc32` (base64) are the server's digests of a
     one-blob version's bytes (None for a multipart one); `checksum_*` is the checksum S3 shows
@@ -158,6 +171,11 @@ class ObjectVersion(Base):
     the client sent them (canonical header name -> value)."""
     upload_id: Mapped[str | None] = mapped_column(String(128))
     """The multipart upload that made this version (a retried Complete answers from it)."""
+    is_null_version: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+    @property
+    def s3_version_id(self) -> str:
+        return NULL_VERSION if self.is_null_version else self.version_id
 
 
 class Segment(Base):

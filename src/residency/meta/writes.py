@@ -17,12 +17,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, delete, insert, select, text
+from sqlalchemy import (
+    CursorResult,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from residency.meta.errors import IntentMissing, InvalidArgument
 from residency.meta.ids import fresh_blob_key, new_version_id
-from residency.meta.models import Bucket, ObjectVersion, Placement, Segment
+from residency.meta.models import NULL_VERSION, Bucket, ObjectVersion, Placement, Segment
 from residency.meta.repo.blobs import BlobRef, add_garbage, add_intents, remove_intents
 from residency.meta.repo.objects import detached, latest_version
 from residency.meta.specs import (
@@ -36,9 +47,11 @@ from residency.meta.types import utcnow
 
 __all__ = [
     "Commit",
+    "Deletion",
     "abandon_intents",
     "commit_version",
     "delete_object",
+    "delete_version",
     "fresh_blob_key",
     "install_version",
     "lock_key",
@@ -61,12 +74,36 @@ _DELETE_VERSION = delete(_VERSIONS).where(_VERSIONS.c.id == bindparam("id"))
 _INSERT_VERSION = insert(_VERSIONS)
 _INSERT_SEGMENTS = insert(_SEGMENTS)
 _INSERT_PLACEMENTS = insert(_PLACEMENTS)
+_DEMOTE = update(_VERSIONS).where(_VERSIONS.c.id == bindparam("v_id")).values(is_latest=False)
+_NULL_VERSION_ROW = select(_VERSIONS).where(
+    _VERSIONS.c.bucket_id == bindparam("bucket_id"),
+    _VERSIONS.c.key == bindparam("key"),
+    _VERSIONS.c.is_null_version == true(),
+)
+_NEWEST = (
+    select(func.max(_VERSIONS.c.id))
+    .where(_VERSIONS.c.bucket_id == bindparam("b_id"), _VERSIONS.c.key == bindparam("b_key"))
+    .scalar_subquery()
+)
+_PROMOTE_NEWEST = update(_VERSIONS).where(_VERSIONS.c.id == _NEWEST).values(is_latest=True)
 
 
 @dataclass(frozen=True, slots=True)
 class Commit:
+    """The version a write made current, and the one whose bytes it removed (the version it
+    replaced with versioning off, the key's `null` version with versioning suspended)."""
+
     version: ObjectVersion
     replaced: ObjectVersion | None
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """What a DELETE without a version id did: the version whose bytes it removed (None when
+    versioning keeps them) and the delete marker it made current (None with versioning off)."""
+
+    removed: ObjectVersion | None
+    marker: ObjectVersion | None
 
 
 async def register_intents(session: AsyncSession, refs: Iterable[BlobRef]) -> None:
@@ -116,6 +153,43 @@ async def retire_version(session: AsyncSession, version: ObjectVersion, *, reaso
     return count
 
 
+async def _null_version(session: AsyncSession, bucket_id: int, key: str) -> ObjectVersion | None:
+    row = (await session.execute(_NULL_VERSION_ROW, {"bucket_id": bucket_id, "key": key})).first()
+    return None if row is None else detached(ObjectVersion, row._mapping)
+
+
+async def _make_room(
+    session: AsyncSession, bucket: Bucket, key: str, *, reason: str
+) -> ObjectVersion | None:
+    """Before a new current version (or delete marker) of `key`: retire what the bucket's
+    versioning state says it replaces, demote the current version it keeps. Returns the
+    retired version.
+
+    - versioning off: the current version is retired (its blobs become garbage);
+    - enabled: the current version stays, as a noncurrent one;
+    - suspended: the key's `null` version (current or not) is retired, any other current
+      version stays as a noncurrent one.
+    """
+    await lock_key(session, bucket.id, key)
+    await session.flush()  # pending ORM changes first: Core statements do not autoflush
+    current = await latest_version(session, bucket.id, key)
+    if bucket.versioning is None:
+        if current is not None:
+            await retire_version(session, current, reason=reason)
+        return current
+    retired = None
+    if bucket.versioning != "Enabled":
+        if current is not None and current.is_null_version:
+            retired = current
+        else:
+            retired = await _null_version(session, bucket.id, key)
+        if retired is not None:
+            await retire_version(session, retired, reason=reason)
+    if current is not None and current is not retired:
+        await session.execute(_DEMOTE, {"v_id": current.id})
+    return retired
+
+
 async def install_version(
     session: AsyncSession,
     bucket: Bucket,
@@ -148,15 +222,12 @@ async def install_version(
             f"segment sizes add up to {sum(s.size for s in segments)}, not the object's {size}"
         )
     now = now or utcnow()
-    await lock_key(session, bucket.id, key)
-    await session.flush()  # pending ORM changes first: Core statements do not autoflush
-    replaced = await latest_version(session, bucket.id, key)
-    if replaced is not None:
-        await retire_version(session, replaced, reason="replaced")
+    replaced = await _make_room(session, bucket, key, reason="replaced")
     values = {
         "bucket_id": bucket.id,
         "key": key,
         "version_id": new_version_id(),
+        "is_null_version": bucket.versioning != "Enabled",
         "is_latest": True,
         "is_delete_marker": False,
         "size": size,
@@ -258,10 +329,63 @@ async def commit_version(
     )
 
 
-async def delete_object(session: AsyncSession, bucket: Bucket, key: str) -> ObjectVersion | None:
-    """Delete the latest version of `key`; None if there was none (S3 answers 204 anyway)."""
+async def delete_object(session: AsyncSession, bucket: Bucket, key: str) -> Deletion:
+    """DELETE without a version id: with versioning off the current version is removed (S3
+    answers 204 whether or not there was one); otherwise a delete marker becomes current,
+    and only a suspended bucket's `null` version loses its bytes."""
+    removed = await _make_room(session, bucket, key, reason="deleted")
+    if bucket.versioning is None:
+        return Deletion(removed, None)
+    values = {
+        "bucket_id": bucket.id,
+        "key": key,
+        "version_id": new_version_id(),
+        "is_null_version": bucket.versioning != "Enabled",
+        "is_latest": True,
+        "is_delete_marker": True,
+        "size": 0,
+        "etag": "",
+        "user_metadata": {},
+        "tags": {},
+        "data_class": "",
+        "created": utcnow(),
+    }
+    inserted = cast(CursorResult[Any], await session.execute(_INSERT_VERSION, values))
+    primary_key = inserted.inserted_primary_key
+    if primary_key is None:
+        raise RuntimeError("the database did not report the delete marker's id")
+    marker = detached(ObjectVersion, {**_MARKER_DEFAULTS, **values, "id": primary_key[0]})
+    return Deletion(removed, marker)
+
+
+_MARKER_DEFAULTS = {column.key: None for column in _VERSIONS.columns}
+
+
+async def delete_version(
+    session: AsyncSession, bucket: Bucket, key: str, s3_version_id: str
+) -> ObjectVersion | None:
+    """DELETE with a version id: that version (or delete marker) is gone for good, and when it
+    was the current one the newest remaining version of the key becomes current. None (and
+    nothing changes) when the key has no such version."""
     await lock_key(session, bucket.id, key)
-    version = await latest_version(session, bucket.id, key)
-    if version is not None:
-        await retire_version(session, version, reason="deleted")
-    return version
+    await session.flush()
+    if s3_version_id == NULL_VERSION:
+        victim = await _null_version(session, bucket.id, key)
+    else:
+        row = (
+            await session.execute(
+                select(_VERSIONS).where(
+                    _VERSIONS.c.version_id == s3_version_id,
+                    _VERSIONS.c.bucket_id == bucket.id,
+                    _VERSIONS.c.key == key,
+                    _VERSIONS.c.is_null_version.is_not(True),
+                )
+            )
+        ).first()
+        victim = None if row is None else detached(ObjectVersion, row._mapping)
+    if victim is None:
+        return None
+    await retire_version(session, victim, reason="version deleted")
+    if victim.is_latest:
+        await session.execute(_PROMOTE_NEWEST, {"b_id": bucket.id, "b_key": key})
+    return victim

@@ -496,7 +496,7 @@ async def head_object(ctx: RequestContext) -> Response:
 
 
 async def _delete_one(ctx: RequestContext, bucket: Bucket, key: str, session: Any) -> None:
-    removed = await delete_object(session, bucket, key)
+    removed = (await delete_object(session, bucket, key)).removed
     if removed is not None:
         await audit_append(
             session,

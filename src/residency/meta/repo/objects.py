@@ -138,12 +138,14 @@ def load_bucket_and_latest(
 @dataclass(frozen=True, slots=True)
 class ObjectLookup:
     """A bucket and what it holds under one key: the latest live version (None if there is
-    none, or it is a delete marker) with its segments and placements (empty without one)."""
+    none, or it is a delete marker) with its segments and placements (empty without one),
+    and the delete marker when that is what the key shows (S3 then says so in headers)."""
 
     bucket: Bucket
     version: ObjectVersion | None
     segments: Sequence[Segment]
     placements: Sequence[Placement]
+    marker: ObjectVersion | None = None
 
 
 # The GET hot path in Core, built once: per request only the parameters change, and rows
@@ -285,8 +287,10 @@ def lookup_object(
         return None
     first = rows[0]
     bucket = _filled(Bucket, first[_B])
-    if first[_V][0] is None or first[_V_DELETE_MARKER]:
+    if first[_V][0] is None:
         return ObjectLookup(bucket, None, (), ())
+    if first[_V_DELETE_MARKER]:
+        return ObjectLookup(bucket, None, (), (), _filled(ObjectVersion, first[_V]))
     version = _filled(ObjectVersion, first[_V])
     placements = []
     segments = []
@@ -320,8 +324,10 @@ def _lookup(
         return None
     first = rows[0]
     bucket = detached(Bucket, first, "b_")
-    if first["v_id"] is None or first["v_is_delete_marker"]:
+    if first["v_id"] is None:
         return ObjectLookup(bucket, None, (), ())
+    if first["v_is_delete_marker"]:
+        return ObjectLookup(bucket, None, (), (), detached(ObjectVersion, first, "v_"))
     version = detached(ObjectVersion, first, "v_")
     placements = [detached(Placement, r, "p_") for r in rows if r["p_id"] is not None]
     segments = [detached(Segment, r) for r in segment_rows]
