@@ -1,5 +1,5 @@
-"""Who is calling: SigV4 (header or presigned) or a SigV2 presigned URL, checked against the
-access keys in meta.
+"""Who is calling: SigV4 or SigV2 (header or presigned), checked against the access keys in
+meta.
 
 Anonymous requests are refused: every bucket belongs to a tenant and nothing is public.
 
@@ -141,8 +141,8 @@ async def authenticate(
     """Verify the request's signature (`parts`: the request's, made once per request);
     raise the S3 error a client expects otherwise.
 
-    SigV4 (header or presigned) and SigV2 presigned URLs (what boto3's
-    `generate_presigned_url` makes by default) are accepted.
+    SigV4 and SigV2, each in an `Authorization` header or presigned (SigV2 presigned URLs are
+    what boto3's `generate_presigned_url` makes by default), are accepted.
     """
     cache = key_cache(request)
     v2 = sigv2.parse(parts)

@@ -1,10 +1,12 @@
-"""AWS Signature Version 2 query-string authentication (presigned URLs), for S3.
+"""AWS Signature Version 2 for S3: presigned URLs and the `Authorization: AWS` header.
 
 boto3's `generate_presigned_url` still signs this way by default (signature_version `s3`),
 as do many older clients: `?AWSAccessKeyId=…&Expires=<epoch seconds>&Signature=<base64>`.
+A client configured with signature_version `s3` (and older tools such as s3cmd) signs every
+request in a header instead: `Authorization: AWS <AWSAccessKeyId>:<base64 signature>`.
 The signature is HMAC-SHA1 over
 
-    HTTP-Verb \\n Content-MD5 \\n Content-Type \\n Expires \\n
+    HTTP-Verb \\n Content-MD5 \\n Content-Type \\n Expires-or-Date \\n
     CanonicalizedAmzHeaders CanonicalizedResource
 
 where CanonicalizedAmzHeaders is every `x-amz-*` header of the request (lower-case name,
@@ -15,8 +17,17 @@ name. Every `x-amz-*` header enters the string to sign, so none can be added to 
 URL after the fact. The body is never signed (the payload is `UNSIGNED-PAYLOAD`, unless the
 client also sends a signed `x-amz-content-sha256` digest, which is then verified).
 
+A presigned URL signs its `Expires`; header auth signs the `Date` header, or, when the request
+carries `x-amz-date`, an empty line (`date_lines` lists the forms clients use), and the time
+the request claims (`x-amz-date`, else `Date`) must be within `sigv4.MAX_SKEW` of the
+server's (RequestTimeTooSkewed otherwise), as for SigV4.
+
+Only `x-amz-*` headers enter the string to sign, so a SigV2 request must not carry the
+gateway's own `x-residency-*` request headers (a bucket's default class, subject and policy,
+the purpose of a read): they could be added or changed by anyone who relays the request.
+Such a request is refused as S3 refuses unsigned headers (AccessDenied, HeadersNotSigned).
+
 Two steps, like `sigv4`: `parse` (syntax) and, after the caller looked the secret up, `verify`.
-SigV2 in an `Authorization: AWS …` header is not supported (`sigv4.parse` refuses it).
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import itertools
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -32,19 +44,26 @@ from datetime import UTC, datetime
 
 from residency.gateway import errors
 from residency.gateway.sigv4 import (
+    MAX_SKEW,
     Credential,
     PayloadMode,
     RequestParts,
     VerifiedAuth,
     canonical_uris,
+    parse_amz_date,
+    parse_http_date,
     payload_mode,
     query_pairs,
 )
 
 __all__ = [
     "SUBRESOURCES",
+    "DateLine",
     "ParsedV2",
     "canonical_resource",
+    "date_lines",
+    "is_header_v2",
+    "is_presigned_v2",
     "parse",
     "string_to_sign",
     "verify",
@@ -94,11 +113,41 @@ SUBRESOURCES = frozenset(
 
 _QUERY_AUTH = ("AWSAccessKeyId", "Signature", "Expires")
 _EXPIRES = re.compile(r"\d{1,20}", re.ASCII)
+HEADER_SCHEME = "AWS"
+RESIDENCY_HEADER_PREFIX = "x-residency-"
+"""The gateway's own request headers; SigV2 cannot sign them (it signs only `x-amz-*`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DateLine:
+    """A candidate fourth line of a header-auth string to sign: `text`, and whether the
+    `x-amz-date` header is also among the CanonicalizedAmzHeaders."""
+
+    text: str
+    amz_date_in_headers: bool = True
+
+
+def date_lines(req: RequestParts) -> tuple[DateLine, ...]:
+    """The fourth lines a header-auth signer may have used. Without `x-amz-date` it is the
+    `Date` header. With it the S3 documentation says two things: its text, an empty line
+    (`x-amz-date` then signed among the amz headers, as boto2 and s3cmd sign), and its
+    example, the `x-amz-date` value in place of the date (and not among the amz headers);
+    servers such as MinIO sign the `Date` header regardless. Each signs the time the request
+    claims, so accepting any of them widens nothing."""
+    amz_date = req.header("x-amz-date")
+    date = (req.header("date") or "").strip()
+    if amz_date is None:
+        return (DateLine(_wire(date)),)
+    lines = [DateLine(""), DateLine(_wire(amz_date.strip()), amz_date_in_headers=False)]
+    if date:
+        lines.append(DateLine(_wire(date)))
+    return tuple(lines)
 
 
 @dataclass(frozen=True, slots=True)
 class ParsedV2:
-    """A syntactically valid SigV2 presigned request, not yet checked against a secret."""
+    """A syntactically valid SigV2 request (presigned or header), not yet checked against a
+    secret."""
 
     access_key_id: str
     signature: bytes
@@ -106,7 +155,19 @@ class ParsedV2:
     signature_text: str
     """The signature as it arrived (base64), for SignatureDoesNotMatch."""
     expires: str
-    """Seconds since the epoch, as it enters the string to sign."""
+    """A presigned URL's `Expires` (seconds since the epoch), its string to sign's fourth
+    line; for header auth the first of `date_lines`."""
+    date_lines: tuple[DateLine, ...] = ()
+    """Header auth: what the string to sign may hold as its fourth line (`date_lines`)."""
+    request_time: datetime | None = None
+    """Header auth: when the client says it signed (`x-amz-date`, else `Date`); None for a
+    presigned URL."""
+    request_time_text: str = ""
+    """That time as the client sent it, for RequestTimeTooSkewed."""
+
+    @property
+    def presigned(self) -> bool:
+        return self.request_time is None
 
 
 def is_presigned_v2(req: RequestParts) -> bool:
@@ -115,14 +176,75 @@ def is_presigned_v2(req: RequestParts) -> bool:
     return "AWSAccessKeyId" in names or ("Signature" in names and "Expires" in names)
 
 
-def parse(req: RequestParts) -> ParsedV2 | None:
-    """Read the SigV2 query auth of a request; None when it has none.
+def is_header_v2(req: RequestParts) -> bool:
+    """Whether the request carries `Authorization: AWS …` (SigV2 header auth)."""
+    header = req.header("authorization")
+    return header is not None and header.strip().partition(" ")[0] == HEADER_SCHEME
 
-    Raises AccessDenied (as S3 does) when a parameter is missing or malformed, and
-    InvalidArgument when an Authorization header is sent as well.
+
+def parse(req: RequestParts) -> ParsedV2 | None:
+    """Read the SigV2 auth of a request (query or `Authorization: AWS` header); None when it
+    has neither.
+
+    Raises AccessDenied (as S3 does) when a parameter or the date is missing or malformed,
+    InvalidArgument for a malformed header or when both forms are sent, and AccessDenied
+    (HeadersNotSigned) when the request carries an `x-residency-*` header.
     """
-    if not is_presigned_v2(req):
+    if is_presigned_v2(req):
+        parsed = _parse_query(req)
+    elif is_header_v2(req):
+        parsed = _parse_header(req)
+    else:
         return None
+    _refuse_residency_headers(req)
+    return parsed
+
+
+def _refuse_residency_headers(req: RequestParts) -> None:
+    unsigned = sorted({name for name, _ in req.headers if name.startswith(RESIDENCY_HEADER_PREFIX)})
+    if unsigned:
+        raise errors.access_denied(
+            "There were headers present in the request which were not signed (Signature "
+            "Version 2 signs only x-amz-* headers: send x-residency-* headers with SigV4)",
+            headers_not_signed=", ".join(unsigned),
+        )
+
+
+def _signature_bytes(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return b""
+
+
+def _parse_header(req: RequestParts) -> ParsedV2:
+    header = req.header("authorization") or ""
+    _, _, credentials = header.strip().partition(" ")
+    access_key_id, sep, text = credentials.strip().rpartition(":")
+    if not sep or not access_key_id or not text or " " in credentials.strip():
+        raise errors.invalid_argument(
+            "AWS authorization header is invalid.  Expected AwsAccessKeyId:signature",
+            name="Authorization",
+            value=header,
+        )
+    amz_date = req.header("x-amz-date")
+    sent = (amz_date if amz_date is not None else req.header("date") or "").strip()
+    request_time = parse_amz_date(sent) or parse_http_date(sent)
+    if request_time is None:
+        raise errors.access_denied("AWS authentication requires a valid Date or x-amz-date header")
+    lines = date_lines(req)
+    return ParsedV2(
+        access_key_id,
+        _signature_bytes(text),
+        text,
+        lines[0].text,
+        date_lines=lines,
+        request_time=request_time,
+        request_time_text=sent,
+    )
+
+
+def _parse_query(req: RequestParts) -> ParsedV2:
     query = dict(query_pairs(req.query_string))
     if req.header("authorization") is not None or "X-Amz-Algorithm" in query:
         raise errors.invalid_argument(
@@ -142,11 +264,7 @@ def parse(req: RequestParts) -> ParsedV2 | None:
         raise errors.access_denied(f"Invalid date (should be seconds since epoch): {expires}")
     # A '+' the client left unencoded arrives as a space (form decoding); base64 has none.
     text = query["Signature"].strip().replace(" ", "+")
-    try:
-        signature = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        signature = b""
-    return ParsedV2(query["AWSAccessKeyId"], signature, text, expires)
+    return ParsedV2(query["AWSAccessKeyId"], _signature_bytes(text), text, expires)
 
 
 def _resource_query(query_string: str) -> str:
@@ -163,7 +281,9 @@ def _resource_query(query_string: str) -> str:
 
 def canonical_resource(req: RequestParts, bucket: str | None = None) -> list[str]:
     """CanonicalizedResource candidates: the path as sent and re-encoded (clients differ on
-    `!*'()`), prefixed with `/bucket` for a virtual-host request (`bucket`).
+    `!*'()`), prefixed with `/bucket` for a virtual-host request (`bucket`); a bucket's own
+    resource with and without its trailing slash (botocore signs `/bucket/` for a request it
+    sends to `/bucket`).
 
     Every candidate names the same decoded bucket and key, so accepting any of them cannot
     widen what a signature authorises.
@@ -176,6 +296,8 @@ def canonical_resource(req: RequestParts, bucket: str | None = None) -> list[str
         if req.raw_path in ("", "/"):
             prefixed.append(f"/{bucket}")
         paths = prefixed
+    else:
+        paths += [f"{path}/" for path in paths if len(path) > 1 and path.count("/") == 1]
     return [path + suffix for path in paths]
 
 
@@ -190,22 +312,25 @@ def _signed_bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def _amz_headers(req: RequestParts) -> str:
+def _amz_headers(req: RequestParts, *, with_amz_date: bool = True) -> str:
     values: dict[str, list[str]] = {}
     for name, value in req.headers:
-        if name.startswith("x-amz-"):
+        if name.startswith("x-amz-") and (with_amz_date or name != "x-amz-date"):
             values.setdefault(name, []).append(_wire(value.strip()))
     return "".join(f"{name}:{','.join(values[name])}\n" for name in sorted(values))
 
 
-def string_to_sign(req: RequestParts, expires: str, resource: str) -> str:
-    """The text HMAC-SHA1 signs (`_signed_bytes` of it); `resource` from `canonical_resource`."""
+def string_to_sign(
+    req: RequestParts, expires: str, resource: str, *, amz_date_in_headers: bool = True
+) -> str:
+    """The text HMAC-SHA1 signs (`_signed_bytes` of it); `expires` is the fourth line (a
+    presigned URL's `Expires`, a `DateLine`'s text), `resource` from `canonical_resource`."""
     return (
         f"{req.method}\n"
         f"{_wire((req.header('content-md5') or '').strip())}\n"
         f"{_wire((req.header('content-type') or '').strip())}\n"
         f"{expires}\n"
-        f"{_amz_headers(req)}{resource}"
+        f"{_amz_headers(req, with_amz_date=amz_date_in_headers)}{resource}"
     )
 
 
@@ -222,24 +347,28 @@ def verify(
     region: str = "us-east-1",
     now: datetime | None = None,
 ) -> VerifiedAuth:
-    """Check expiry and signature; raise the S3 error a client expects on any mismatch.
+    """Check expiry (presigned) or clock skew (header), then the signature; raise the S3
+    error a client expects on any mismatch.
 
     `bucket`: the bucket of a virtual-host-style request (it enters the resource), else None.
     """
     now = now if now is not None else datetime.now(UTC)
-    expires_at = int(auth.expires)
-    if expires_at < now.timestamp():
-        try:
-            expiry = _iso(datetime.fromtimestamp(expires_at, UTC))
-        except (OverflowError, OSError, ValueError):
-            expiry = auth.expires
-        raise errors.S3Error(
-            "AccessDenied", "Request has expired", expires=expiry, server_time=_iso(now)
-        )
+    if auth.request_time is not None:
+        if abs(now - auth.request_time) > MAX_SKEW:
+            raise errors.request_time_too_skewed(
+                request_time=auth.request_time_text,
+                server_time=_iso(now),
+                max_allowed_skew_milliseconds=int(MAX_SKEW.total_seconds() * 1000),
+            )
+    else:
+        _check_expiry(auth, now)
     key = secret_key.encode("utf-8")
     first = ""
-    for resource in canonical_resource(req, bucket):
-        to_sign = string_to_sign(req, auth.expires, resource)
+    lines = auth.date_lines or (DateLine(auth.expires),)
+    for line, resource in itertools.product(lines, canonical_resource(req, bucket)):
+        to_sign = string_to_sign(
+            req, line.text, resource, amz_date_in_headers=line.amz_date_in_headers
+        )
         expected = hmac.new(key, _signed_bytes(to_sign), hashlib.sha1).digest()
         if hmac.compare_digest(expected, auth.signature):
             return _verified(auth, req, now, region)
@@ -251,6 +380,18 @@ def verify(
     )
 
 
+def _check_expiry(auth: ParsedV2, now: datetime) -> None:
+    expires_at = int(auth.expires)
+    if expires_at < now.timestamp():
+        try:
+            expiry = _iso(datetime.fromtimestamp(expires_at, UTC))
+        except (OverflowError, OSError, ValueError):
+            expiry = auth.expires
+        raise errors.S3Error(
+            "AccessDenied", "Request has expired", expires=expiry, server_time=_iso(now)
+        )
+
+
 def _verified(auth: ParsedV2, req: RequestParts, now: datetime, region: str) -> VerifiedAuth:
     """What the body pipeline needs: the payload is unsigned unless a (signed, since every
     `x-amz-*` header is) `x-amz-content-sha256` digest says otherwise."""
@@ -258,15 +399,16 @@ def _verified(auth: ParsedV2, req: RequestParts, now: datetime, region: str) -> 
     mode = payload_mode(announced) if announced is not None else PayloadMode.UNSIGNED
     if mode.is_aws_chunked:
         raise errors.invalid_request(
-            f"A presigned request cannot carry an aws-chunked body (x-amz-content-sha256: "
-            f"{announced})."
+            f"A Signature Version 2 request cannot carry an aws-chunked body "
+            f"(x-amz-content-sha256: {announced})."
         )
-    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+    request_time = auth.request_time or now
+    amz_date = request_time.strftime("%Y%m%dT%H%M%SZ")
     return VerifiedAuth(
         credential=Credential(auth.access_key_id, amz_date[:8], region, "s3"),
-        presigned=True,
+        presigned=auth.presigned,
         amz_date=amz_date,
-        request_time=now,
+        request_time=request_time,
         seed_signature="",
         signing_key=b"",
         payload=mode,

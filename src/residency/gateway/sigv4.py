@@ -47,6 +47,8 @@ __all__ = [
     "canonical_uris",
     "hmac_sha256",
     "parse",
+    "parse_amz_date",
+    "parse_http_date",
     "payload_mode",
     "signing_key",
     "string_to_sign",
@@ -343,7 +345,7 @@ _AMZ_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z", re.ASCII
 
 
 @lru_cache(maxsize=256)
-def _parse_amz_date(value: str) -> datetime | None:
+def parse_amz_date(value: str) -> datetime | None:
     """`YYYYMMDDTHHMMSSZ` as an aware UTC datetime; None if malformed (cached: a client's
     requests share a handful of timestamps, and `strptime` costs more than the rest of parsing)."""
     match = _AMZ_DATE.fullmatch(value.strip())
@@ -449,9 +451,9 @@ def _parse_header_auth(req: RequestParts, header: str) -> ParsedAuth:
 
     amz_date_header = req.header("x-amz-date")
     if amz_date_header is not None:
-        request_time = _parse_amz_date(amz_date_header)
+        request_time = parse_amz_date(amz_date_header)
     else:
-        request_time = _parse_http_date(req.header("date"))
+        request_time = parse_http_date(req.header("date"))
     if request_time is None:
         raise errors.access_denied("AWS authentication requires a valid Date or x-amz-date header")
     amz_date = _format_amz_date(request_time)
@@ -505,7 +507,7 @@ def _parse_query_auth(req: RequestParts, query: Mapping[str, str]) -> ParsedAuth
     credential = _parse_credential(
         query["X-Amz-Credential"], lambda m: malformed(f"Error parsing the X-Amz-Credential: {m}")
     )
-    request_time = _parse_amz_date(query["X-Amz-Date"])
+    request_time = parse_amz_date(query["X-Amz-Date"])
     if request_time is None:
         raise malformed("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"")
     amz_date = _format_amz_date(request_time)
@@ -551,7 +553,7 @@ def _parse_query_auth(req: RequestParts, query: Mapping[str, str]) -> ParsedAuth
     )
 
 
-def _parse_http_date(value: str | None) -> datetime | None:
+def parse_http_date(value: str | None) -> datetime | None:
     """The `Date` header in UTC; None when it is not a date we can represent (a year-9999
     date with a negative offset overflows on conversion: that is no date, not a crash)."""
     if not value:
