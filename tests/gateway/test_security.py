@@ -134,37 +134,51 @@ def test_presigned_url_with_signed_metadata_still_works(gateway: Gateway) -> Non
 # --- 2. versionId never deletes the current object --------------------------------------------
 
 
-def test_delete_with_a_version_id_is_no_such_version_and_keeps_the_object(
-    gateway: Gateway,
-) -> None:
+def test_a_version_id_never_deletes_the_current_object(gateway: Gateway) -> None:
+    """A made-up version id addresses nothing: malformed is InvalidArgument (400), well-formed
+    but unknown deletes nothing (204, as S3) and reads are NoSuchVersion; the object stays."""
     s3 = gateway.s3()
     bucket = new_bucket(s3)
     s3.put_object(Bucket=bucket, Key="k", Body=b"keep me")
     with pytest.raises(botocore.exceptions.ClientError) as exc:
         s3.delete_object(Bucket=bucket, Key="k", VersionId="3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY")
-    assert code_of(exc) == "NoSuchVersion"
-    assert status_of(exc) == 404
+    assert code_of(exc) == "InvalidArgument"
+    assert status_of(exc) == 400
+    unknown = "0123456789abcdef0123456789abcdef"
+    assert s3.delete_object(Bucket=bucket, Key="k", VersionId=unknown)["VersionId"] == unknown
     assert body_of(s3, bucket, "k") == b"keep me"
     for call in (s3.get_object, s3.head_object, s3.get_object_tagging):
         with pytest.raises(botocore.exceptions.ClientError) as exc:
-            call(Bucket=bucket, Key="k", VersionId="not-a-version")
+            call(Bucket=bucket, Key="k", VersionId=unknown)
         assert status_of(exc) == 404
+        with pytest.raises(botocore.exceptions.ClientError) as exc:
+            call(Bucket=bucket, Key="k", VersionId="not-a-version")
+        assert status_of(exc) == 400
     with pytest.raises(botocore.exceptions.ClientError) as exc:
         s3.put_object_tagging(
-            Bucket=bucket, Key="k", VersionId="v1", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}
+            Bucket=bucket,
+            Key="k",
+            VersionId=unknown,
+            Tagging={"TagSet": [{"Key": "a", "Value": "b"}]},
         )
     assert code_of(exc) == "NoSuchVersion"
     with pytest.raises(botocore.exceptions.ClientError) as exc:
-        s3.delete_object_tagging(Bucket=bucket, Key="k", VersionId="v1")
+        s3.delete_object_tagging(Bucket=bucket, Key="k", VersionId=unknown)
     assert code_of(exc) == "NoSuchVersion"
     assert s3.get_object_tagging(Bucket=bucket, Key="k")["TagSet"] == []
     with pytest.raises(botocore.exceptions.ClientError) as exc:
         s3.copy_object(
-            Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "k", "VersionId": "v1"}
+            Bucket=bucket,
+            Key="copy",
+            CopySource={"Bucket": bucket, "Key": "k", "VersionId": unknown},
         )
     assert code_of(exc) == "NoSuchVersion"
     result = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k", "VersionId": "v1"}]})
     assert [e["Code"] for e in result["Errors"]] == ["NoSuchVersion"]
+    result = s3.delete_objects(
+        Bucket=bucket, Delete={"Objects": [{"Key": "k", "VersionId": unknown}]}
+    )
+    assert [d["VersionId"] for d in result["Deleted"]] == [unknown]
     assert body_of(s3, bucket, "k") == b"keep me"
     # `null` is the version id of an object in an unversioned bucket: it addresses the object.
     assert s3.get_object(Bucket=bucket, Key="k", VersionId="null")["Body"].read() == b"keep me"

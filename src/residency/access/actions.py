@@ -57,6 +57,7 @@ S3_OPERATIONS: dict[str, Action] = {
     "GetPublicAccessBlock": Action.LIST_OBJECTS,
     # Configuring a bucket is its creator's right (there is no finer Cedar action yet).
     "PutPublicAccessBlock": Action.CREATE_BUCKET,
+    "PutBucketVersioning": Action.CREATE_BUCKET,
     "DeletePublicAccessBlock": Action.CREATE_BUCKET,
     "ListObjects": Action.LIST_OBJECTS,
     "ListObjectsV2": Action.LIST_OBJECTS,

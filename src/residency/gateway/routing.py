@@ -42,7 +42,6 @@ _UNSUPPORTED_SUBRESOURCES = frozenset(
         "retention",
         "select",
         "torrent",
-        "versions",
         "website",
     }
 )
@@ -172,6 +171,8 @@ def _bucket_operation(method: str, query: Mapping[str, str]) -> str:
             return "ListMultipartUploads"
         if "versioning" in query:
             return "GetBucketVersioning"
+        if "versions" in query:
+            return "ListObjectVersions"
         if query.get("list-type") == "2":
             return "ListObjectsV2"
         if "tagging" in query:
@@ -180,6 +181,8 @@ def _bucket_operation(method: str, query: Mapping[str, str]) -> str:
     if method == "HEAD":
         return "HeadBucket"
     if method == "PUT":
+        if "versioning" in query:
+            return "PutBucketVersioning"
         return "NotImplemented" if query else "CreateBucket"
     if method == "DELETE":
         return "NotImplemented" if query else "DeleteBucket"

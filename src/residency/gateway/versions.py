@@ -1,10 +1,10 @@
-"""Version ids on requests, while versioning is not implemented.
+"""Version ids on requests and responses.
 
-Every object has exactly one version, which S3 calls `null` in an unversioned bucket. So
-`?versionId=null` addresses the object itself, and any other version id names nothing: the
-answer is NoSuchVersion (404), and the request never touches the current object (a DELETE
-with a made-up id must not delete it). A copy source's `?versionId=` follows the same rule
-(`check_copy_source_version`).
+A request names a version with `?versionId=` (a copy source with `?versionId=` in
+`x-amz-copy-source`). `null` is S3's id of what was written while versioning was off or
+suspended; every other id is one this gateway handed out. A malformed id is 400
+InvalidArgument and a well-formed unknown one NoSuchVersion, as S3 answers; no id ever
+addresses a version it does not name (a DELETE with a made-up id deletes nothing).
 """
 
 from __future__ import annotations
@@ -12,17 +12,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from residency.gateway import errors
+from residency.gateway.http import http_date
 from residency.gateway.routing import Route
+from residency.meta.models import NULL_VERSION, Bucket, ObjectVersion
+from residency.meta.repo.versions import is_version_id
 
-__all__ = ["NULL_VERSION", "check_copy_source_version", "refuse_versions"]
-
-NULL_VERSION = "null"
+__all__ = [
+    "NULL_VERSION",
+    "check_version_id",
+    "check_version_param",
+    "delete_marker_error",
+    "requested_version",
+    "version_headers",
+]
 
 _TAKES_VERSION_ID = frozenset(
     {
         "GetObject",
         "HeadObject",
         "DeleteObject",
+        "GetObjectAttributes",
         "GetObjectTagging",
         "PutObjectTagging",
         "DeleteObjectTagging",
@@ -30,24 +39,51 @@ _TAKES_VERSION_ID = frozenset(
 )
 
 
-def _check(version_id: str, key: str) -> None:
+def check_version_id(version_id: str) -> str:
     if not version_id:
         raise errors.invalid_argument(
             "Version id cannot be the empty string", name="versionId", value=version_id
         )
-    if version_id != NULL_VERSION:
-        raise errors.no_such_version(key, version_id)
+    if not is_version_id(version_id):
+        raise errors.invalid_argument(
+            "Invalid version id specified", name="versionId", value=version_id
+        )
+    return version_id
 
 
-def refuse_versions(route: Route, query: Mapping[str, str]) -> None:
-    """Raise NoSuchVersion for a `versionId` other than `null` on an object operation."""
+def check_version_param(route: Route, query: Mapping[str, str]) -> None:
+    """At the edge, before any handler: a malformed `versionId` on an operation that takes
+    one is InvalidArgument (the handler then reads it with `requested_version`)."""
     version_id = query.get("versionId")
-    if version_id is None or route.operation not in _TAKES_VERSION_ID:
-        return
-    _check(version_id, route.key or "")
+    if version_id is not None and route.operation in _TAKES_VERSION_ID:
+        check_version_id(version_id)
 
 
-def check_copy_source_version(version_id: str | None, key: str) -> None:
-    """`x-amz-copy-source: bucket/key?versionId=…`: only `null` (the object itself)."""
-    if version_id is not None:
-        _check(version_id, key)
+def requested_version(query: Mapping[str, str]) -> str | None:
+    """The `versionId` a request names (validated), or None for the current version."""
+    version_id = query.get("versionId")
+    return None if version_id is None else check_version_id(version_id)
+
+
+def version_headers(bucket: Bucket, version: ObjectVersion) -> dict[str, str]:
+    """`x-amz-version-id` on answers about a version, as S3 sends it: only once the bucket's
+    versioning was ever configured (`null` for what was written while it was off)."""
+    if bucket.versioning is None and version.is_null_version:
+        return {}
+    return {"x-amz-version-id": version.s3_version_id}
+
+
+def delete_marker_error(marker: ObjectVersion, key: str, *, addressed: bool) -> errors.S3Error:
+    """What S3 answers a GET/HEAD that meets a delete marker: NoSuchKey when it is the key's
+    current version, 405 MethodNotAllowed when the request named it by id; both say so in
+    `x-amz-delete-marker` and name the marker."""
+    headers = {"x-amz-delete-marker": "true", "x-amz-version-id": marker.s3_version_id}
+    if not addressed:
+        return errors.S3Error("NoSuchKey", headers=headers, key=key)
+    return errors.S3Error(
+        "MethodNotAllowed",
+        "The specified method is not allowed against this resource.",
+        405,
+        headers={**headers, "Allow": "DELETE", "Last-Modified": http_date(marker.created)},
+        resource_type="DeleteMarker",
+    )

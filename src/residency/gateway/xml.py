@@ -108,6 +108,21 @@ class ObjectEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class VersionEntry:
+    """One `<Version>` or `<DeleteMarker>` row of ListObjectVersions (`etag` with quotes)."""
+
+    key: str
+    version_id: str
+    is_latest: bool
+    last_modified: datetime
+    owner: Owner
+    delete_marker: bool = False
+    etag: str = ""
+    size: int = 0
+    storage_class: str = "STANDARD"
+
+
+@dataclass(frozen=True, slots=True)
 class PartEntry:
     part_number: int
     last_modified: datetime
@@ -130,6 +145,9 @@ class UploadEntry:
 class Deleted:
     key: str
     version_id: str | None = None
+    delete_marker: bool = False
+    """The request deleted a delete marker, or (without a version id) made one."""
+    delete_marker_version_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,6 +393,83 @@ def list_objects_v2(
     return _render(root)
 
 
+def list_versions_result(
+    *,
+    bucket: str,
+    prefix: str,
+    key_marker: str,
+    version_id_marker: str,
+    max_keys: int,
+    is_truncated: bool,
+    entries: Sequence[VersionEntry],
+    common_prefixes: Sequence[str] = (),
+    delimiter: str | None = None,
+    next_key_marker: str | None = None,
+    next_version_id_marker: str | None = None,
+    encoding_type: str | None = None,
+) -> bytes:
+    """ListVersionsResult: versions and delete markers interleaved in key order, newest
+    first within a key, as S3 lists them."""
+    enc = _needs_url_encoding(
+        encoding_type,
+        (prefix, key_marker, next_key_marker, delimiter),
+        (e.key for e in entries),
+        common_prefixes,
+    )
+    root = _root("ListVersionsResult")
+    _sub(root, "Name", bucket)
+    _sub(root, "Prefix", _url(prefix, enc))
+    _sub(root, "KeyMarker", _url(key_marker, enc))
+    _sub(root, "VersionIdMarker", version_id_marker)
+    if next_key_marker is not None:
+        _sub(root, "NextKeyMarker", _url(next_key_marker, enc))
+    _opt(root, "NextVersionIdMarker", next_version_id_marker)
+    _sub(root, "MaxKeys", max_keys)
+    if delimiter is not None:
+        _sub(root, "Delimiter", _url(delimiter, enc))
+    if enc:
+        _sub(root, "EncodingType", "url")
+    _sub(root, "IsTruncated", is_truncated)
+    for entry in entries:
+        el = _sub(root, "DeleteMarker" if entry.delete_marker else "Version")
+        _sub(el, "Key", _url(entry.key, enc))
+        _sub(el, "VersionId", entry.version_id)
+        _sub(el, "IsLatest", entry.is_latest)
+        _sub(el, "LastModified", iso8601(entry.last_modified))
+        if not entry.delete_marker:
+            _sub(el, "ETag", entry.etag)
+            _sub(el, "Size", entry.size)
+            _sub(el, "StorageClass", entry.storage_class)
+        _owner(el, "Owner", entry.owner)
+    _common_prefixes(root, common_prefixes, enc)
+    return _render(root)
+
+
+def versioning_configuration(status: str | None) -> bytes:
+    """GetBucketVersioning: no Status at all for a bucket whose versioning was never set."""
+    root = _root("VersioningConfiguration")
+    _opt(root, "Status", status)
+    return _render(root)
+
+
+def parse_versioning_configuration(body: bytes) -> str:
+    """PutBucketVersioning's Status (`Enabled` or `Suspended`). MFA delete cannot be turned
+    on: it needs a device serial and code this gateway has no way to check."""
+    root = _parse(body, "VersioningConfiguration")
+    mfa = _text(root, "MfaDelete", required=False)
+    if mfa is not None and mfa.strip() == "Enabled":
+        raise errors.not_implemented("MFA delete")
+    if mfa is not None and mfa.strip() != "Disabled":
+        raise errors.malformed_xml()
+    status = (_text(root, "Status", required=False) or "").strip()
+    if status not in ("Enabled", "Suspended"):
+        raise errors.malformed_xml(
+            "The XML you provided was not well-formed or did not validate against our "
+            "published schema: Status must be Enabled or Suspended."
+        )
+    return status
+
+
 def location_constraint(region: str | None) -> bytes:
     """us-east-1 (or no region) is the empty constraint, as S3 reports it."""
     root = _root("LocationConstraint")
@@ -605,6 +700,9 @@ def delete_result(
             el = _sub(root, "Deleted")
             _sub(el, "Key", d.key)
             _opt(el, "VersionId", d.version_id)
+            if d.delete_marker:
+                _sub(el, "DeleteMarker", "true")
+            _opt(el, "DeleteMarkerVersionId", d.delete_marker_version_id)
     for e in errors_:
         el = _sub(root, "Error")
         _sub(el, "Key", e.key)

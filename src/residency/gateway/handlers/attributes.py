@@ -9,10 +9,10 @@ from residency.gateway import authorize, errors
 from residency.gateway.checksum import FULL_OBJECT
 from residency.gateway.context import RequestContext
 from residency.gateway.handlers.common import xml_response
-from residency.gateway.handlers.objects import whole_number
+from residency.gateway.handlers.objects import find_object, not_found, whole_number
 from residency.gateway.http import http_date
+from residency.gateway.versions import requested_version, version_headers
 from residency.gateway.xml import ObjectPartEntry, object_attributes_result
-from residency.meta.repo.objects import load_object, lookup_object
 
 ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
 MAX_PARTS = 1000
@@ -49,14 +49,13 @@ async def get_object_attributes(ctx: RequestContext) -> Response:
     wanted = _wanted(ctx)
     max_parts = min(_number(ctx, "x-amz-max-parts", MAX_PARTS), MAX_PARTS)
     marker = _number(ctx, "x-amz-part-number-marker", 0)
-    found = await ctx.gw.db.read_driver(lookup_object, load_object, ctx.bucket, ctx.key)
-    if found is None:
-        raise errors.no_such_bucket(ctx.bucket)
+    version_id = requested_version(ctx.query)
+    found = await find_object(ctx, ctx.bucket, ctx.key, version_id)
     locations = [p.location for p in found.placements]
     await authorize.check_object(ctx, found.bucket, ctx.key, found.version, locations=locations)
     version = found.version
     if version is None:
-        raise errors.no_such_key(ctx.key)
+        raise not_found(found, ctx.key, version_id)
     algorithm = version.checksum_algorithm
     checksums = {algorithm: version.checksum} if algorithm and version.checksum else {}
     parts: list[ObjectPartEntry] = []
@@ -85,4 +84,10 @@ async def get_object_attributes(ctx: RequestContext) -> Response:
         storage_class="STANDARD" if "StorageClass" in wanted else None,
         object_size=version.size if "ObjectSize" in wanted else None,
     )
-    return xml_response(body, headers={"Last-Modified": http_date(version.created)})
+    return xml_response(
+        body,
+        headers={
+            "Last-Modified": http_date(version.created),
+            **version_headers(found.bucket, version),
+        },
+    )

@@ -17,8 +17,10 @@ from residency.gateway.xml import (
     location_constraint,
     parse_create_bucket_configuration,
     parse_public_access_block,
+    parse_versioning_configuration,
     public_access_block,
     read_body,
+    versioning_configuration,
 )
 from residency.meta.models import Tenant
 from residency.meta.repo import buckets as bucket_repo
@@ -161,13 +163,29 @@ async def get_bucket_location(ctx: RequestContext) -> Response:
 
 
 async def get_bucket_versioning(ctx: RequestContext) -> Response:
-    """Versioning is never enabled: an empty configuration says exactly that."""
     async with ctx.gw.db.session(write=False) as session:
-        await authorize.bucket(session, ctx)
-    return xml_response(
-        b'<?xml version="1.0" encoding="UTF-8"?>\n'
-        b'<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>'
-    )
+        bucket = await authorize.bucket(session, ctx)
+        status = bucket.versioning
+    return xml_response(versioning_configuration(status))
+
+
+async def put_bucket_versioning(ctx: RequestContext) -> Response:
+    """Enable or suspend versioning (audited). Every version keeps its own placement: turning
+    versioning on keeps old versions' bytes, which plans and reports then count too."""
+    status = parse_versioning_configuration(await read_body(request_body(ctx.request, ctx.auth)))
+    async with ctx.gw.db.session() as session:
+        bucket = await authorize.bucket(session, ctx)
+        before = bucket.versioning
+        await bucket_repo.set_versioning(session, bucket, status)
+        await audit_append(
+            session,
+            ADMIN,
+            actor=ctx.identity.actor,
+            tenant=ctx.identity.tenant,
+            target=f"s3://{ctx.bucket}",
+            detail={"action": "put_bucket_versioning", "status": status, "before": before},
+        )
+    return empty_response()
 
 
 async def get_public_access_block(ctx: RequestContext) -> Response:

@@ -24,21 +24,36 @@ from residency.gateway.handlers.objects import (
 )
 from residency.gateway.http import CopySource, check_copy_source_conditions, parse_copy_source
 from residency.gateway.reads import ReplicaReader, SegmentRef
-from residency.gateway.versions import check_copy_source_version
+from residency.gateway.versions import check_version_id, version_headers
 from residency.gateway.writes import Inherited, decide, write_blob
 from residency.gateway.xml import copy_object_result
 from residency.meta.models import ObjectVersion
 
 
 async def load_source(ctx: RequestContext, source: CopySource) -> ReadTarget:
-    """The source's latest version, if the caller may read it (ReadObject).
+    """The source version (`?versionId=` in the copy source, else the current one), if the
+    caller may read it (ReadObject).
 
     Its bulk-data charge (`authorize.charge_read`) is left to the caller, once the
     destination is known to be allowed too.
     """
-    target = await read_target(ctx, source.bucket, source.key, action=Action.READ_OBJECT)
-    check_copy_source_version(source.version_id, source.key)
-    return target
+    version_id = None if source.version_id is None else check_version_id(source.version_id)
+    try:
+        return await read_target(
+            ctx, source.bucket, source.key, action=Action.READ_OBJECT, version_id=version_id
+        )
+    except errors.S3Error as exc:
+        if exc.code == "MethodNotAllowed":  # the version named is a delete marker
+            raise errors.invalid_request(
+                "The source of a copy request may not specifically refer to a delete marker "
+                "by version id."
+            ) from None
+        raise
+
+
+def copy_source_headers(src: ReadTarget) -> dict[str, str]:
+    """`x-amz-copy-source-version-id`: the source version copied, when it has an id to show."""
+    return {f"x-amz-copy-source-{k[len('x-amz-') :]}": v for k, v in src.version_headers.items()}
 
 
 def source_stream(
@@ -81,7 +96,7 @@ async def copy_object(ctx: RequestContext) -> Response:
     try:
         src = await load_source(ctx, source)
     except errors.S3Error as exc:
-        if exc.code in ("NoSuchKey", "NoSuchBucket"):
+        if exc.code in ("NoSuchKey", "NoSuchBucket", "NoSuchVersion"):
             # A caller who may not write the destination learns nothing about sources.
             await authorize.check_object(ctx, bucket, key, None)
         raise
@@ -142,8 +157,13 @@ async def copy_object(ctx: RequestContext) -> Response:
         info,
         full_object_checksum((chunks.algorithm, chunks.value) if chunks.value else None),
         copied_from=f"s3://{source.bucket}/{source.key}",
+        copied_version=version.version_id,
     )
     return xml_response(
         copy_object_result(quote_etag(info.etag), new.created),
-        headers=placement.response_headers(),
+        headers={
+            **placement.response_headers(),
+            **version_headers(bucket, new),
+            **copy_source_headers(src),
+        },
     )

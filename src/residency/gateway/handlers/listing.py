@@ -1,4 +1,5 @@
-"""ListObjects (V1) and ListObjectsV2: prefix, delimiter, pagination, url encoding, owner."""
+"""ListObjects (V1), ListObjectsV2 and ListObjectVersions: prefix, delimiter, pagination,
+url encoding, owner."""
 
 from __future__ import annotations
 
@@ -11,9 +12,17 @@ from residency.gateway import authorize, errors
 from residency.gateway.context import RequestContext
 from residency.gateway.handlers.common import owner, quote_etag, xml_response
 from residency.gateway.http import decimal
-from residency.gateway.xml import ObjectEntry, Owner, list_objects_v1, list_objects_v2
+from residency.gateway.xml import (
+    ObjectEntry,
+    Owner,
+    VersionEntry,
+    list_objects_v1,
+    list_objects_v2,
+    list_versions_result,
+)
 from residency.meta.models import ObjectVersion
 from residency.meta.repo.objects import MAX_KEYS, Listing, list_objects
+from residency.meta.repo.versions import list_versions
 
 
 def _max_keys(ctx: RequestContext) -> int:
@@ -122,5 +131,54 @@ async def list_objects_v2_handler(ctx: RequestContext) -> Response:
         ),
         encoding_type=encoding,
         fetch_owner=fetch_owner,
+    )
+    return xml_response(body)
+
+
+async def list_object_versions_handler(ctx: RequestContext) -> Response:
+    """Every version and delete marker, newest first within a key (a bucket that never had
+    versioning lists each object once, as its `null` version)."""
+    key_marker = ctx.query.get("key-marker", "")
+    version_id_marker = ctx.query.get("version-id-marker", "")
+    encoding = _encoding(ctx)
+    max_keys = _max_keys(ctx)
+    async with ctx.gw.db.session(write=False) as session:
+        bucket = await authorize.bucket(session, ctx)
+        page = await list_versions(
+            session,
+            bucket,
+            prefix=ctx.query.get("prefix", ""),
+            delimiter=ctx.query.get("delimiter", ""),
+            key_marker=key_marker,
+            version_id_marker=version_id_marker,
+            max_keys=max_keys,
+        )
+    who = owner(ctx)
+    entries = [
+        VersionEntry(
+            key=v.key,
+            version_id=v.s3_version_id,
+            is_latest=v.is_latest,
+            last_modified=v.created,
+            owner=who,
+            delete_marker=v.is_delete_marker,
+            etag=quote_etag(v.etag),
+            size=v.size,
+        )
+        for v in page.versions
+    ]
+    body = list_versions_result(
+        bucket=ctx.bucket,
+        prefix=ctx.query.get("prefix", ""),
+        key_marker=key_marker,
+        version_id_marker=version_id_marker,
+        max_keys=max_keys,
+        is_truncated=page.is_truncated,
+        entries=entries,
+        common_prefixes=page.common_prefixes,
+        delimiter=ctx.query.get("delimiter") or None,
+        next_key_marker=page.next_key_marker,
+        next_version_id_marker=page.next_version_id_marker,
+        encoding_type=encoding,
     )
     return xml_response(body)

@@ -14,7 +14,7 @@ from residency.gateway import authorize, errors
 from residency.gateway.checksum import Digesting
 from residency.gateway.context import RequestContext
 from residency.gateway.handlers.common import empty_response, owner, quote_etag, xml_response
-from residency.gateway.handlers.copy import load_source, source_stream
+from residency.gateway.handlers.copy import copy_source_headers, load_source, source_stream
 from residency.gateway.handlers.objects import (
     check_write_conditions,
     checked_key,
@@ -36,6 +36,7 @@ from residency.gateway.multipart_checksums import (
     part_checksum,
 )
 from residency.gateway.payload import request_body
+from residency.gateway.versions import version_headers
 from residency.gateway.writes import Inherited, audit_placement, decide, recheck, write_blob
 from residency.gateway.xml import (
     CompletedPart,
@@ -223,7 +224,10 @@ async def upload_part_copy(ctx: RequestContext) -> Response:
     value = chunks.value
     part = await _store_part(ctx, upload, number, blob_key, info, value)
     shown = {chosen.name: value} if chosen.explicit and value else None
-    return xml_response(copy_part_result(quote_etag(info.etag), part.created, shown))
+    return xml_response(
+        copy_part_result(quote_etag(info.etag), part.created, shown),
+        headers=copy_source_headers(src),
+    )
 
 
 async def complete_multipart_upload(ctx: RequestContext) -> Response:
@@ -298,7 +302,7 @@ async def _complete(ctx: RequestContext, requested: list[CompletedPart]) -> Resp
             },
         )
         locations = list(upload.locations)
-    return _completed(ctx, version, locations)
+    return _completed(ctx, bucket, version, locations)
 
 
 async def _completed_before(ctx: RequestContext, upload_id: str) -> Response | None:
@@ -313,10 +317,12 @@ async def _completed_before(ctx: RequestContext, upload_id: str) -> Response | N
         await authorize.check_object(
             ctx, bucket, ctx.key, version, locations=locations, session=session
         )
-    return _completed(ctx, version, locations)
+    return _completed(ctx, bucket, version, locations)
 
 
-def _completed(ctx: RequestContext, version: ObjectVersion, locations: list[str]) -> Response:
+def _completed(
+    ctx: RequestContext, bucket: Bucket, version: ObjectVersion, locations: list[str]
+) -> Response:
     """CompleteMultipartUploadResult for the version an upload made."""
     checksums: dict[str, str] = {}
     if version.checksum_algorithm and version.checksum:
@@ -334,6 +340,7 @@ def _completed(ctx: RequestContext, version: ObjectVersion, locations: list[str]
         headers={
             "x-residency-locations": ",".join(locations),
             "x-residency-rule": version.rule or "",
+            **version_headers(bucket, version),
         },
     )
 

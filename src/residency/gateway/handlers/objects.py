@@ -34,7 +34,12 @@ from residency.gateway.http import (
 )
 from residency.gateway.payload import request_body
 from residency.gateway.reads import ReplicaReader, SegmentRef, prefetch
-from residency.gateway.versions import NULL_VERSION
+from residency.gateway.versions import (
+    NULL_VERSION,
+    delete_marker_error,
+    requested_version,
+    version_headers,
+)
 from residency.gateway.writes import (
     WritePlan,
     abandon_unwritten,
@@ -64,14 +69,16 @@ from residency.meta.errors import MetaError
 from residency.meta.models import Bucket, ObjectVersion
 from residency.meta.repo.buckets import load_bucket, lookup_bucket
 from residency.meta.repo.objects import (
+    ObjectLookup,
     find_latest,
     load_bucket_and_latest,
     load_object,
     lookup_object,
     version_blobs,
 )
+from residency.meta.repo.versions import find_version, is_version_id, load_object_version
 from residency.meta.specs import Checksums, ObjectChecksum, VersionAttrs, check_object_key
-from residency.meta.writes import commit_version, delete_object
+from residency.meta.writes import commit_version, delete_object, delete_version
 
 META_PREFIX = "x-amz-meta-"
 CHECKSUM_PREFIX = "x-amz-checksum-"
@@ -268,10 +275,11 @@ async def put_object(ctx: RequestContext) -> Response:
         content_headers=content_headers(ctx.headers),
     )
     checksum = full_object_checksum(body.object_checksum)
-    await commit_simple(ctx, ctx.bucket, key, placement, attrs, blob_key, info, checksum)
+    new = await commit_simple(ctx, ctx.bucket, key, placement, attrs, blob_key, info, checksum)
     return empty_response(
         headers={
             "ETag": quote_etag(info.etag),
+            **version_headers(bucket, new),
             **placement.response_headers(),
             **body.response_headers(),
             **({"x-amz-checksum-type": FULL_OBJECT} if checksum else {}),
@@ -350,42 +358,72 @@ def _latin1_safe(headers: dict[str, str]) -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class ReadTarget:
-    """The latest version of an object the caller may read, and where its bytes are."""
+    """The version of an object a read addresses (the current one unless it names another),
+    which the caller may read, where its bytes are, and its `x-amz-version-id` header."""
 
     ref: ObjectRef
     version: ObjectVersion
     segments: list[SegmentRef]
     locations: list[str]
+    version_headers: dict[str, str]
     part_checksums: tuple[str | None, ...] = ()
     """A multipart object's part checksums in segment order (`Segment.checksum`)."""
 
 
-async def read_target(
-    ctx: RequestContext, bucket_name: str, key: str, *, action: Action | None = None
-) -> ReadTarget:
-    """Resolve and authorize a read (GET/HEAD, or the source of a copy) in one read hop."""
-    found = await ctx.gw.db.read_driver(lookup_object, load_object, bucket_name, key)
+async def find_object(
+    ctx: RequestContext, bucket_name: str, key: str, version_id: str | None
+) -> ObjectLookup:
+    """The bucket and the addressed version in one read hop (the current version on the GET
+    hot path's single statement); NoSuchBucket without the bucket."""
+    if version_id is None:
+        found = await ctx.gw.db.read_driver(lookup_object, load_object, bucket_name, key)
+    else:
+        found = await ctx.gw.db.read(load_object_version, bucket_name, key, version_id)
     if found is None:
         raise errors.no_such_bucket(bucket_name)
+    return found
+
+
+def not_found(found: ObjectLookup, key: str, version_id: str | None) -> errors.S3Error:
+    """Why a lookup has no version to read: a delete marker, an unknown version, no key."""
+    if found.marker is not None:
+        return delete_marker_error(found.marker, key, addressed=version_id is not None)
+    if version_id is not None:
+        return errors.no_such_version(key, version_id)
+    return errors.no_such_key(key)
+
+
+async def read_target(
+    ctx: RequestContext,
+    bucket_name: str,
+    key: str,
+    *,
+    action: Action | None = None,
+    version_id: str | None = None,
+) -> ReadTarget:
+    """Resolve and authorize a read (GET/HEAD, or the source of a copy) in one read hop."""
+    found = await find_object(ctx, bucket_name, key, version_id)
     locations = [p.location for p in found.placements]
     ref = await authorize.check_object(
         ctx, found.bucket, key, found.version, locations=locations, action=action
     )
     if found.version is None:
-        raise errors.no_such_key(key)
+        raise not_found(found, key, version_id)
     segments = [SegmentRef(s.blob_key, s.size) for s in found.segments]
     part_checksums = tuple(s.checksum for s in found.segments)
-    return ReadTarget(ref, found.version, segments, locations, part_checksums)
+    shown = version_headers(found.bucket, found.version)
+    return ReadTarget(ref, found.version, segments, locations, shown, part_checksums)
 
 
 async def _get_or_head(ctx: RequestContext, *, with_body: bool) -> Response:
-    target = await read_target(ctx, ctx.bucket, ctx.key)
+    version_id = requested_version(ctx.query)
+    target = await read_target(ctx, ctx.bucket, ctx.key, version_id=version_id)
     version, segments, locations = target.version, target.segments, target.locations
-    # A `versionId` other than `null` was answered NoSuchVersion before (`versions`).
     check_preconditions(
         ctx.headers, etag=version.etag, last_modified=version.created, method=ctx.request.method
     )
     headers = object_headers(version, locations)
+    headers.update(target.version_headers)
     part: int | None = None
     if "partNumber" in ctx.query:
         part = part_number(ctx.query["partNumber"])
@@ -495,35 +533,67 @@ async def head_object(ctx: RequestContext) -> Response:
     return await _get_or_head(ctx, with_body=False)
 
 
-async def _delete_one(ctx: RequestContext, bucket: Bucket, key: str, session: Any) -> None:
-    removed = (await delete_object(session, bucket, key)).removed
+async def _delete_one(
+    ctx: RequestContext, bucket: Bucket, key: str, version_id: str | None, session: AsyncSession
+) -> Deleted:
+    """Delete the current version (versioning off), add a delete marker (versioning on), or
+    delete the version named; audited in the same transaction."""
+    detail: dict[str, Any]
+    if version_id is None:
+        deletion = await delete_object(session, bucket, key)
+        removed, marker = deletion.removed, deletion.marker
+        detail = {"action": "delete_object"}
+        done = Deleted(key)
+        if marker is not None:
+            detail["delete_marker"] = marker.version_id
+            done = Deleted(key, delete_marker=True, delete_marker_version_id=marker.s3_version_id)
+    else:
+        removed, marker = await delete_version(session, bucket, key, version_id), None
+        detail = {"action": "delete_version", "s3_version_id": version_id}
+        done = Deleted(key, version_id, removed is not None and removed.is_delete_marker)
     if removed is not None:
+        detail["version_id"] = removed.version_id
+    if removed is not None or marker is not None:
         await audit_append(
             session,
             DELETE,
             actor=ctx.identity.actor,
             tenant=ctx.identity.tenant,
             target=f"s3://{bucket.name}/{key}",
-            detail={"action": "delete_object", "version_id": removed.version_id},
+            detail=detail,
         )
+    return done
+
+
+def _delete_headers(done: Deleted) -> dict[str, str]:
+    headers = {"x-amz-delete-marker": "true"} if done.delete_marker else {}
+    shown = done.version_id or done.delete_marker_version_id
+    if shown:
+        headers["x-amz-version-id"] = shown
+    return headers
 
 
 async def delete_object_handler(ctx: RequestContext) -> Response:
+    version_id = requested_version(ctx.query)
     async with ctx.gw.db.session() as session:
         bucket = await authorize.object_bucket(session, ctx)
-        version, locations = await _current(session, bucket, ctx.key)
+        version, locations = await _facts(session, bucket, ctx.key, version_id)
         await authorize.check_object(
             ctx, bucket, ctx.key, version, locations=locations, session=session
         )
-        await _delete_one(ctx, bucket, ctx.key, session)
-    return empty_response(204)
+        done = await _delete_one(ctx, bucket, ctx.key, version_id, session)
+    return empty_response(204, headers=_delete_headers(done))
 
 
-async def _current(
-    session: AsyncSession, bucket: Bucket, key: str
+async def _facts(
+    session: AsyncSession, bucket: Bucket, key: str, version_id: str | None
 ) -> tuple[ObjectVersion | None, list[str]]:
-    """The live version of `key` (None if none) and its locations, for an access decision."""
-    version = await find_latest(session, bucket, key)
+    """The version a request addresses (the current one without `version_id`) and its
+    locations, for an access decision: (None, []) for no version or a delete marker."""
+    if version_id is None:
+        version = await find_latest(session, bucket, key)
+    else:
+        version = await find_version(session, bucket, key, version_id)
     if version is None or version.is_delete_marker:
         return None, []
     _, placements = await version_blobs(session, version)
@@ -547,7 +617,8 @@ def _require_integrity_header(ctx: RequestContext) -> None:
 
 
 async def delete_objects(ctx: RequestContext) -> Response:
-    """Up to 1,000 keys: decided outside the write lock, deleted in one short transaction.
+    """Up to 1,000 keys: decided outside the write lock, deleted in one short transaction
+    (in a bucket with versioning, or naming versions, `_delete_versions`).
 
     The latest versions are read and Cedar decides every key first (in chunks, the event loop
     serving other requests between them); then one write transaction deletes the allowed keys
@@ -559,7 +630,7 @@ async def delete_objects(ctx: RequestContext) -> Response:
     failed: list[DeleteError] = []
     wanted: list[ObjectIdentifier] = []
     for obj in request.objects:
-        if obj.version_id not in (None, NULL_VERSION):
+        if obj.version_id is not None and not is_version_id(obj.version_id):
             failed.append(
                 DeleteError(
                     obj.key,
@@ -576,10 +647,18 @@ async def delete_objects(ctx: RequestContext) -> Response:
             continue
         wanted.append(obj)
     keys = list(dict.fromkeys(obj.key for obj in wanted))
-    refused: dict[str, str] = {}
     async with ctx.gw.db.session(write=False) as session:
         bucket = await authorize.object_bucket(session, ctx)
-        current = await latest_versions(session, bucket.id, keys)
+        by_version = bucket.versioning is not None or any(
+            obj.version_id not in (None, NULL_VERSION) for obj in wanted
+        )
+        current = {} if by_version else await latest_versions(session, bucket.id, keys)
+    if by_version:
+        done = await ctx.gw.db.write(_delete_versions, ctx, wanted) if wanted else []
+        failed += [d for d in done if isinstance(d, DeleteError)]
+        kept = [d for d in done if isinstance(d, Deleted)]
+        return xml_response(delete_result(kept, failed, quiet=request.quiet))
+    refused: dict[str, str] = {}
     if keys:
         refs = await authorize.object_refs(ctx, bucket, _delete_facts(keys, current))
         decisions = await authorize.decide_deletes(ctx, refs)
@@ -593,6 +672,31 @@ async def delete_objects(ctx: RequestContext) -> Response:
         else:
             deleted.append(Deleted(obj.key, obj.version_id))
     return xml_response(delete_result(deleted, failed, quiet=request.quiet))
+
+
+async def _delete_versions(
+    session: AsyncSession, ctx: RequestContext, wanted: list[ObjectIdentifier]
+) -> list[Deleted | DeleteError]:
+    """DeleteObjects in a bucket with versioning, or naming versions: each entry deletes the
+    version it names or adds a delete marker, decided and done in one transaction (the
+    versions an entry addresses are only known under the keys' locks)."""
+    bucket = await authorize.object_bucket(session, ctx)
+    await lock_keys(session, bucket.id, [obj.key for obj in wanted])
+    facts = [(obj.key, *await _facts(session, bucket, obj.key, obj.version_id)) for obj in wanted]
+    refs = await authorize.object_refs(
+        ctx, bucket, [(key, version, tuple(locs)) for key, version, locs in facts], session=session
+    )
+    decisions = await authorize.decide_deletes(ctx, refs, session=session)
+    await authorize.audit_refused_deletes(
+        session, ctx, [(ref, d) for ref, d in zip(refs, decisions, strict=True) if d is not None]
+    )
+    done: list[Deleted | DeleteError] = []
+    for obj, decision in zip(wanted, decisions, strict=True):
+        if decision is not None:
+            done.append(DeleteError(obj.key, "AccessDenied", decision.message, obj.version_id))
+        else:
+            done.append(await _delete_one(ctx, bucket, obj.key, obj.version_id, session))
+    return done
 
 
 Decision = tuple[ObjectRef, AccessDecision | None]

@@ -9,11 +9,12 @@ from residency.gateway import authorize, errors
 from residency.gateway.context import RequestContext
 from residency.gateway.handlers.common import empty_response, xml_response
 from residency.gateway.payload import request_body
+from residency.gateway.versions import delete_marker_error, requested_version, version_headers
 from residency.gateway.writes import CLASS_KEY, COUNT_KEY, SUBJECT_KEY
 from residency.gateway.xml import parse_tagging, read_body, tagging
-from residency.meta.errors import MetaError
 from residency.meta.models import Bucket, ObjectVersion
-from residency.meta.repo.objects import find_latest, put_tags
+from residency.meta.repo.objects import find_latest, tag_version
+from residency.meta.repo.versions import find_version
 
 
 def _refuse_reclassification(version: ObjectVersion, tags: dict[str, str]) -> None:
@@ -34,21 +35,29 @@ def _refuse_reclassification(version: ObjectVersion, tags: dict[str, str]) -> No
 
 
 async def _tagged(session: AsyncSession, ctx: RequestContext) -> tuple[Bucket, ObjectVersion]:
-    """The object whose tags the request is about, if the caller may manage them."""
+    """The version whose tags the request is about (`?versionId=`, else the current one), if
+    the caller may manage them."""
+    version_id = requested_version(ctx.query)
     bucket = await authorize.object_bucket(session, ctx)
-    version = await find_latest(session, bucket, ctx.key)
+    if version_id is None:
+        version = await find_latest(session, bucket, ctx.key)
+    else:
+        version = await find_version(session, bucket, ctx.key, version_id)
+    live = None if version is None or version.is_delete_marker else version
+    await authorize.check_object(ctx, bucket, ctx.key, live, session=session)
     if version is not None and version.is_delete_marker:
-        version = None
-    await authorize.check_object(ctx, bucket, ctx.key, version, session=session)
-    if version is None:
+        raise delete_marker_error(version, ctx.key, addressed=version_id is not None)
+    if live is None:
+        if version_id is not None:
+            raise errors.no_such_version(ctx.key, version_id)
         raise errors.no_such_key(ctx.key)
-    return bucket, version
+    return bucket, live
 
 
 async def get_object_tagging(ctx: RequestContext) -> Response:
     async with ctx.gw.db.session(write=False) as session:
-        _, version = await _tagged(session, ctx)
-        return xml_response(tagging(version.tags))
+        bucket, version = await _tagged(session, ctx)
+        return xml_response(tagging(version.tags), headers=version_headers(bucket, version))
 
 
 async def put_object_tagging(ctx: RequestContext) -> Response:
@@ -56,17 +65,14 @@ async def put_object_tagging(ctx: RequestContext) -> Response:
     async with ctx.gw.db.session() as session:
         bucket, version = await _tagged(session, ctx)
         _refuse_reclassification(version, tags)
-        await put_tags(session, bucket, ctx.key, tags)
-    return empty_response()
+        await tag_version(session, version, tags)
+        headers = version_headers(bucket, version)
+    return empty_response(headers=headers)
 
 
 async def delete_object_tagging(ctx: RequestContext) -> Response:
     async with ctx.gw.db.session() as session:
-        bucket, _ = await _tagged(session, ctx)
-        try:
-            await put_tags(session, bucket, ctx.key, {})
-        except MetaError as exc:
-            if exc.code == "NoSuchKey":
-                raise errors.no_such_key(ctx.key) from None
-            raise
-    return empty_response(204)
+        bucket, version = await _tagged(session, ctx)
+        await tag_version(session, version, {})
+        headers = version_headers(bucket, version)
+    return empty_response(204, headers=headers)

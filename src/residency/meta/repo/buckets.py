@@ -16,10 +16,18 @@ from residency.meta.errors import (
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
+    InvalidArgument,
     InvalidBucketName,
     NoSuchBucket,
 )
-from residency.meta.models import Bucket, MultipartPart, MultipartUpload, ObjectVersion, Tenant
+from residency.meta.models import (
+    VERSIONING_STATES,
+    Bucket,
+    MultipartPart,
+    MultipartUpload,
+    ObjectVersion,
+    Tenant,
+)
 from residency.meta.repo.blobs import add_garbage
 from residency.meta.repo.keyspace import prefix_end
 from residency.meta.repo.objects import detached
@@ -197,5 +205,15 @@ async def update_bucket(
     bucket.default_class = default_class
     bucket.default_subject = default_subject
     bucket.policy = policy
+    await session.flush()
+    return bucket
+
+
+async def set_versioning(session: AsyncSession, bucket: Bucket, status: str) -> Bucket:
+    """Turn versioning on (`Enabled`) or suspend it (`Suspended`). It never goes back to off:
+    versions written while it was on stay versions, as in S3."""
+    if status not in VERSIONING_STATES:
+        raise InvalidArgument(f"versioning must be one of {', '.join(VERSIONING_STATES)}")
+    bucket.versioning = status
     await session.flush()
     return bucket

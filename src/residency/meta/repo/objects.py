@@ -515,8 +515,15 @@ async def put_tags(
     session: AsyncSession, bucket: Bucket, key: str, tags: Mapping[str, str]
 ) -> ObjectVersion:
     """Replace the tag set of the latest version (an empty mapping deletes all tags)."""
+    return await tag_version(session, await get_latest(session, bucket, key), tags)
+
+
+async def tag_version(
+    session: AsyncSession, version: ObjectVersion, tags: Mapping[str, str]
+) -> ObjectVersion:
+    """Replace the tag set of `version`, an object of `session` (any version, not only the
+    current one: S3 tags each version on its own)."""
     check_tags(tags)
-    version = await get_latest(session, bucket, key)
     version.tags = dict(tags)
     await session.flush()
     return version
