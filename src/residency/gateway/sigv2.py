@@ -296,10 +296,8 @@ def canonical_resource(req: RequestParts, bucket: str | None = None) -> list[str
         if req.raw_path in ("", "/"):
             prefixed.append(f"/{bucket}")
         paths = prefixed
-    elif req.raw_path.count("/") == 1 and len(req.raw_path) > 1:
-        # A path-style bucket request (`/bucket?versions`): botocore signs `/bucket/`, the
-        # resource S3 documents for a bucket; the same bucket either way.
-        paths.append(f"{paths[0]}/")
+    else:
+        paths += [f"{path}/" for path in paths if len(path) > 1 and path.count("/") == 1]
     return [path + suffix for path in paths]
 
 
