@@ -349,3 +349,34 @@ def test_version_id_on_raw_requests(gateway: Gateway) -> None:
     response = httpx.get(url)
     assert response.status_code == 400, response.text
     assert b"<Code>InvalidArgument</Code>" in response.content
+
+
+def test_multipart_upload_adds_a_version(gateway: Gateway) -> None:
+    s3 = gateway.s3()
+    bucket = _bucket(s3)
+    first = s3.put_object(Bucket=bucket, Key="big", Body=b"small")["VersionId"]
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="big")["UploadId"]
+    part = s3.upload_part(Bucket=bucket, Key="big", UploadId=upload, PartNumber=1, Body=b"p" * 10)
+    done = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="big",
+        UploadId=upload,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    assert done["VersionId"] not in (first, "null")
+    assert [v[1] for v in _versions(s3, bucket)] == [done["VersionId"], first]
+    assert s3.get_object(Bucket=bucket, Key="big", VersionId=first)["Body"].read() == b"small"
+    assert s3.get_object(Bucket=bucket, Key="big")["Body"].read() == b"p" * 10
+
+
+def test_another_tenant_cannot_reach_a_version(gateway: Gateway) -> None:
+    s3 = gateway.s3()
+    bucket = _bucket(s3)
+    old = s3.put_object(Bucket=bucket, Key="k", Body=b"secret")["VersionId"]
+    s3.put_object(Bucket=bucket, Key="k", Body=b"newer")
+    other = gateway.other_s3()
+    for call in (other.get_object, other.head_object, other.delete_object):
+        with pytest.raises(botocore.exceptions.ClientError) as exc:
+            call(Bucket=bucket, Key="k", VersionId=old)
+        assert _error(exc)[0] == 403
+    assert s3.get_object(Bucket=bucket, Key="k", VersionId=old)["Body"].read() == b"secret"
