@@ -107,9 +107,10 @@ class Settings(BaseModel):
     body_min_rate: int = Field(default=1024, ge=0)
     # The admin HTTP server of `residency serve` (Prometheus `/metrics`, `/livez`, `/readyz`)
     # listens on `admin_host:admin_port`; no port (the default) means no admin server and no
-    # counting. `admin_host` None means the same address as `host`.
+    # counting. It has no authentication, so it stays on loopback whatever address the S3
+    # port is exposed on (`host`) unless `admin_host` names another one.
     admin_port: int | None = Field(default=None, ge=1, le=65535)
-    admin_host: str | None = None
+    admin_host: str = "127.0.0.1"
     # `text`: one readable line per log record; `json`: one JSON object per line, with the
     # request id (and, for access lines, method, path, status, bytes, duration, operation).
     log_format: Literal["text", "json"] = "text"
@@ -123,8 +124,9 @@ class Settings(BaseModel):
 
     @property
     def admin_address(self) -> str:
-        """The address the admin server listens on: `admin_host`, else `host`."""
-        return self.admin_host or self.host
+        """The address the admin server listens on (`admin_host`: loopback by default, never
+        `host` just because the S3 port is exposed there)."""
+        return self.admin_host
 
     def location(self, name: str) -> LocationConfig:
         for loc in self.locations:

@@ -432,6 +432,79 @@ def test_a_busy_admin_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert same.stderr.strip() == f"error: --admin-port {port} is the S3 port; pick another one"
 
 
+def _answers(host: str, port: int) -> bool:
+    """Whether something accepts connections on (host, port)."""
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _admin_line(server: Server) -> str:
+    lines = [ln for ln in server.stdout.read_text().splitlines() if ln.startswith("Admin: ")]
+    assert len(lines) == 1, server.stdout.read_text()
+    return lines[0]
+
+
+def test_the_admin_port_stays_on_loopback_when_the_s3_port_is_exposed(tmp_path: Path) -> None:
+    """`--host 0.0.0.0` exposes S3, not the metrics: the admin server (no authentication)
+    listens on 127.0.0.1 unless --admin-host (or `admin_host`) names another address.
+
+    127.0.0.2 stands for "another address of this machine": it reaches a server listening on
+    every address, never one listening on 127.0.0.1 alone."""
+    config = one_location_config(tmp_path)
+    port, admin_port = _free_port(), _free_port()
+    args = ["--config", str(config), "--host", "0.0.0.0", "--admin-port", str(admin_port)]
+    server = start_server(args, tmp_path)
+    try:
+        assert httpx.get(f"http://127.0.0.2:{_port_of(server)}/", timeout=5).status_code == 403
+        assert httpx.get(f"http://127.0.0.1:{admin_port}/livez", timeout=5).status_code == 200
+        assert not _answers("127.0.0.2", admin_port)  # before: the admin port was on 0.0.0.0
+        assert _admin_line(server) == (
+            f"Admin: http://127.0.0.1:{admin_port}/metrics http://127.0.0.1:{admin_port}/livez "
+            f"http://127.0.0.1:{admin_port}/readyz (listening on 127.0.0.1:{admin_port}, this "
+            "machine only; --admin-host exposes it)"
+        )
+    finally:
+        server.stop()
+    # The same port for both is refused although the addresses differ: 0.0.0.0 takes them all.
+    same = serve_expecting_refusal(
+        "--config", str(config), "--host", "0.0.0.0", "--port", str(port),
+        "--admin-port", str(port), cwd=tmp_path,
+    )  # fmt: skip
+    assert same.returncode == 2
+    assert same.stderr.strip() == f"error: --admin-port {port} is the S3 port; pick another one"
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_admin_host_chooses_where_the_admin_port_listens(tmp_path: Path, how: str) -> None:
+    config = one_location_config(tmp_path)
+    admin_port = _free_port()
+    args = ["--config", str(config), "--admin-port", str(admin_port)]
+    if how == "flag":
+        server = start_server([*args, "--admin-host", "127.0.0.2"], tmp_path)
+    else:
+        server = start_server(args, tmp_path, env={"RESIDENCY_ADMIN_HOST": "127.0.0.2"})
+    try:
+        assert httpx.get(f"http://127.0.0.2:{admin_port}/livez", timeout=5).status_code == 200
+        assert not _answers("127.0.0.1", admin_port)
+        assert f"(listening on 127.0.0.2:{admin_port}, this machine only" in _admin_line(server)
+        # `residency top` finds it where the config says it is.
+        if how == "env":
+            top = run_residency(
+                "top", "--config", str(config), "--once", cwd=tmp_path,
+                env={"RESIDENCY_ADMIN_HOST": "127.0.0.2", "RESIDENCY_ADMIN_PORT": str(admin_port)},
+            )  # fmt: skip
+            assert top.returncode == 0, top.stderr
+    finally:
+        server.stop()
+
+
+def _port_of(server: Server) -> int:
+    return int(server.endpoint.rsplit(":", 1)[1])
+
+
 def test_not_ready_until_start_up_finished(tmp_path: Path) -> None:
     """The admin port answers while the server still waits for its database: alive, not
     ready; ready once every worker has started."""

@@ -146,7 +146,7 @@ def bind_admin_port(settings: Settings) -> socket.socket | None:
     if settings.admin_port is None:
         return None
     host = settings.admin_address
-    if settings.admin_port == settings.port and host == settings.host:
+    if settings.admin_port == settings.port and _overlap(host, settings.host):
         fail(f"--admin-port {settings.admin_port} is the S3 port; pick another one")
     try:
         return bind(host, settings.admin_port)
@@ -154,6 +154,25 @@ def bind_admin_port(settings: Settings) -> socket.socket | None:
         fail(f"--admin-host {host}: {exc.strerror}")
     except OSError as exc:
         fail(_listen_error(host, settings.admin_port, exc, what="admin port", flag="--admin-port"))
+
+
+_EVERY_ADDRESS = ("", "0.0.0.0", "::")
+
+
+def _overlap(first: str, second: str) -> bool:
+    """Whether listening on both addresses at one port would clash (a wildcard takes all)."""
+    return first == second or first in _EVERY_ADDRESS or second in _EVERY_ADDRESS
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def start_admin(settings: Settings, sock: socket.socket) -> AdminServer:
@@ -275,6 +294,24 @@ def admin_url(settings: Settings) -> str:
     return _url(settings.admin_address, settings.admin_port)
 
 
+def admin_banner(settings: Settings) -> str:
+    """The start-up line saying where the admin server answers and whom it is open to."""
+    assert settings.admin_port is not None
+    admin = admin_url(settings)
+    host = settings.admin_address
+    shown = f"[{host}]" if ":" in host else host or "0.0.0.0"
+    if _is_loopback(host):
+        reach = "this machine only; --admin-host exposes it"
+    elif host in _EVERY_ADDRESS:
+        reach = "every address, no authentication"
+    else:
+        reach = "no authentication"
+    return (
+        f"Admin: {admin}/metrics {admin}/livez {admin}/readyz "
+        f"(listening on {shown}:{settings.admin_port}, {reach})"
+    )
+
+
 def print_bootstrap(created: Bootstrap, endpoint: str, region: str) -> None:
     out = console.print
     out(
@@ -376,7 +413,11 @@ def serve(
         help="Also serve Prometheus /metrics, /livez and /readyz on this port (off by default).",
     ),
     admin_host: str | None = typer.Option(
-        None, "--admin-host", help="Address for --admin-port (default: the --host address)."
+        None,
+        "--admin-host",
+        help="Address for --admin-port [127.0.0.1]. The admin server has no authentication: "
+        "it stays on loopback even when --host exposes the S3 port, unless this names another "
+        "address.",
     ),
     log_format: LogFormat | None = typer.Option(
         None,
@@ -444,10 +485,7 @@ def run(settings: Settings, embedded: bool, tls: tuple[Path, Path] | None) -> No
         print_bootstrap(created, endpoint, settings.region_name)
     console.print(f"S3 endpoint: {endpoint}", highlight=False, soft_wrap=True)
     if settings.admin_port is not None:
-        admin = admin_url(settings)
-        console.print(
-            f"Admin: {admin}/metrics {admin}/livez {admin}/readyz", highlight=False, soft_wrap=True
-        )
+        console.print(admin_banner(settings), highlight=False, soft_wrap=True)
     sys.stdout.flush()
     run_granian(settings, tls)
 
