@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import NoReturn
 
 import typer
 
@@ -50,4 +51,35 @@ for _name in _COMMAND_MODULES:
 
 
 def main() -> None:
-    app()
+    """Run the command; errors a command cannot foresee in its own terms still end as one line.
+
+    A bucket's own policy that no longer loads (`residency bucket policy` named a file that
+    was moved away or no longer validates) can surface in any command that judges objects
+    (plan, migrate, report, scan, policy diff, ...), deep inside its work: it stops that
+    command with one line naming the bucket and why, and exit code 2 (bad input).
+    """
+    from residency.policy.errors import BucketPolicyError
+
+    try:
+        app()
+    except BucketPolicyError as exc:
+        _bad_bucket_policy(exc)
+    except BaseExceptionGroup as group:  # raised inside a task group
+        found = group.subgroup(BucketPolicyError)
+        if found is None:
+            raise
+        _bad_bucket_policy(_first(found))
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def _bad_bucket_policy(exc: BaseException) -> NoReturn:
+    import sys
+
+    from residency.cli.output import EXIT_USAGE, print_error
+
+    print_error(getattr(exc, "message", str(exc)))
+    sys.exit(EXIT_USAGE)

@@ -174,6 +174,10 @@ def plan_cmd(
                 result = await plan_to_file(db, pol, facts, out, bucket=bucket, bandwidth=bps)
         except OSError as exc:
             fail(f"{target}: cannot write: {exc.strerror or exc}")
+        except BaseException:  # e.g. a bucket policy that cannot be loaded: no half plan
+            if output is not None:
+                tmp.unlink(missing_ok=True)
+            raise
         if output is not None:
             tmp.replace(output)  # a plan file is complete or absent
         async with db.session(write=False) as session:
@@ -297,8 +301,9 @@ def migrate_cmd(
     """
     if engine is not Engine.ray and (ray_address is not None or ray_tasks is not None):
         fail("--ray-address and --ray-tasks need --engine ray")
+    from residency.migrate.decide import check_bucket_policies
     from residency.migrate.engine import EngineOptions, Migrator
-    from residency.migrate.journal import load_plan, run_counts
+    from residency.migrate.journal import bucket_policies, load_plan, run_counts
     from residency.migrate.planfile import PlanError, StalePlan, read_plan_header
     from residency.migrate.units import parse_rate
 
@@ -354,6 +359,8 @@ def migrate_cmd(
                     db, settings, pol, path, options, ray_address, ray_tasks, json_out
                 )
             header, _new = await load_plan(db, path)
+        # A bucket policy that cannot be loaded stops the run before it moves anything.
+        check_bucket_policies(pol, await bucket_policies(db, header.id))
         before = await run_counts(db, header.id)
         reporter = _Reporter(json_out, before)
         migrator = Migrator(db, locations, options, policy=pol, progress=reporter.update)

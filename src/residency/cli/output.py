@@ -21,10 +21,15 @@ EXIT_USAGE = 2  # bad input: file, flag or value
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print one readable line to stderr and exit with `code`."""
+    print_error(message)
+    raise typer.Exit(code)
+
+
+def print_error(message: str) -> None:
+    """The one line `fail` prints (for errors caught outside a command, see `cli.main`)."""
     err_console.print(
         f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True, emoji=False
     )
-    raise typer.Exit(code)
 
 
 def print_json(data: Any) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 
 from residency.meta import Database
+from residency.meta.models import Bucket
 from residency.meta.types import utcnow
 from residency.migrate.models import MigrationAction, MigrationRun
 from residency.migrate.planfile import PlanHeader, iter_plan, read_plan_header
@@ -98,6 +99,24 @@ async def unfinished_actions(
 
 class RunCounts(dict[str, int]):
     """Actions per state, plus `failed` and `total`, and `bytes_left`."""
+
+
+async def bucket_policies(db: Database, run_id: str) -> list[tuple[str, str]]:
+    """(bucket, its own policy) for each bucket with a policy of its own that an unfinished
+    action of the run moves an object of: what the run must be able to load before it starts."""
+    async with db.session(write=False) as session:
+        rows = await session.execute(
+            select(Bucket.name, Bucket.policy)
+            .distinct()
+            .join(MigrationAction, MigrationAction.bucket == Bucket.name)
+            .where(
+                MigrationAction.run_id == run_id,
+                MigrationAction.state.not_in(FINISHED),
+                Bucket.policy.is_not(None),
+            )
+            .order_by(Bucket.name)
+        )
+        return [(name, policy) for name, policy in rows if policy]
 
 
 async def run_counts(db: Database, run_id: str) -> RunCounts:

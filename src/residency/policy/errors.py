@@ -29,6 +29,36 @@ class PolicyError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class BucketPolicyError(PolicyError):
+    """The policy a bucket adds to the operator's (`residency bucket policy`) cannot be loaded:
+    the file was moved away or no longer validates. What it would add is unknown, so nothing
+    in that bucket can be judged (the gateway refuses its writes; the CLI stops)."""
+
+    def __init__(self, bucket: str | None, spec: str, cause: PolicyError) -> None:
+        super().__init__(list(cause.problems))
+        self.bucket = bucket
+        self.spec = spec
+
+    @property
+    def message(self) -> str:
+        """One line: the bucket, its policy and the first reason (and how many more)."""
+        first = self._reason(self.problems[0]) if self.problems else "unknown reason"
+        more = f" (and {len(self.problems) - 1} more problems)" if len(self.problems) > 1 else ""
+        return (
+            f"bucket {self.bucket}: its policy {self.spec} cannot be loaded: {first}{more}; fix "
+            f"the file, or change the bucket's policy (residency bucket policy {self.bucket} "
+            "preset:NAME|FILE|--clear)"
+        )
+
+    def _reason(self, problem: Problem) -> str:
+        """A problem without the file name when it is the policy's own (already named)."""
+        if problem.file != self.spec:
+            return str(problem).replace("\n", " ")
+        where = f"line {problem.line}: " if problem.line is not None else ""
+        what = f"{problem.path}: {problem.message}" if problem.path else problem.message
+        return f"{where}{what}".replace("\n", " ")
+
+
 class ClassificationError(ValueError):
     """A data class, subject or subject count supplied for an object is malformed."""
 
