@@ -1,6 +1,7 @@
 """minio-py against the real gateway: bucket, labelled PUT, byte-exact GET and ranges, listing,
-multipart (a stream longer than `part_size`), single and batch delete, and a refused write that
-surfaces as minio's `S3Error` with the code `ResidencyViolation`."""
+multipart (a stream longer than `part_size`), single and batch delete, bucket versioning (version
+ids, delete markers, reads and deletes by id), and a refused write that surfaces as minio's
+`S3Error` with the code `ResidencyViolation`."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from gwserver import Gateway
 
 # A missing client fails the test run loudly (it is in the `test` extra), never skips.
 from minio import Minio
+from minio.commonconfig import ENABLED, CopySource
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 from minio.helpers import DictType
+from minio.versioningconfig import VersioningConfig
 
 MIB = 1024 * 1024
 PUBLIC: DictType = {"x-amz-meta-residency-class": "public"}
@@ -142,3 +145,92 @@ def test_minio_refused_write_is_residency_violation(mc: Minio) -> None:
         )
     assert exc.value.code == "ResidencyViolation"
     assert list(mc.list_objects(bucket, recursive=True)) == []
+
+
+def versions_of(mc: Minio, bucket: str, **kwargs: Any) -> list[tuple[str, str, str, bool]]:
+    """(key, version id, IsLatest as minio gives it, is delete marker) of every listed entry;
+    minio lists a page's versions before its delete markers."""
+    return [
+        (o.object_name or "", o.version_id or "", o.is_latest or "", o.is_delete_marker)
+        for o in mc.list_objects(bucket, include_version=True, **kwargs)
+    ]
+
+
+def test_minio_versioning_versions_markers_and_restore(mc: Minio, s3: Any) -> None:
+    """Versioning through minio-py: each write's version id (a multipart one too), listing
+    with `include_version`, reads/stat/copy by id, a delete marker, and deletes by id."""
+    bucket = new_bucket(mc)
+    assert mc.get_bucket_versioning(bucket).status is None  # never configured
+    mc.set_bucket_versioning(bucket, VersioningConfig(ENABLED))
+    assert mc.get_bucket_versioning(bucket).status == ENABLED
+
+    key = "docs/a b+c ü.bin"  # what minio's url-encoded listing must decode
+    bodies = [os.urandom(1000), os.urandom(2000), os.urandom(6 * MIB + 7)]
+    written = [
+        mc.put_object(bucket, key, io.BytesIO(b), len(b), part_size=5 * MIB, metadata=PUBLIC)
+        for b in bodies
+    ]
+    ids = [w.version_id or "" for w in written]
+    assert len(set(ids)) == 3
+    assert "" not in ids
+    assert "null" not in ids
+    assert written[2].etag is not None
+    assert written[2].etag.endswith("-2")  # the last write was multipart (Complete's version)
+    put(mc, bucket, "other.txt", b"other", metadata=PUBLIC)
+
+    listed = list(mc.list_objects(bucket, include_version=True, recursive=True))
+    assert [(o.object_name, o.version_id, o.is_latest, o.size) for o in listed] == [
+        (key, ids[2], "true", len(bodies[2])),
+        (key, ids[1], "false", len(bodies[1])),
+        (key, ids[0], "false", len(bodies[0])),
+        ("other.txt", listed[3].version_id, "true", 5),
+    ]
+    assert [o.etag for o in listed[:3]] == [w.etag for w in reversed(written)]
+    # Without `recursive` the key's folder is one prefix, as in a plain listing.
+    assert [(o.object_name, o.is_dir) for o in mc.list_objects(bucket, include_version=True)] == [
+        ("other.txt", False),
+        ("docs/", True),
+    ]
+
+    for vid, body in zip(ids, bodies, strict=True):
+        assert get(mc, bucket, key, version_id=vid) == body
+        stat = mc.stat_object(bucket, key, version_id=vid)
+        assert (stat.version_id, stat.size) == (vid, len(body))
+    assert get(mc, bucket, key, version_id=ids[0], offset=10, length=20) == bodies[0][10:30]
+    assert mc.stat_object(bucket, key).version_id == ids[2]
+
+    # remove_object without an id: a delete marker becomes the latest version.
+    mc.remove_object(bucket, key)
+    entries = versions_of(mc, bucket, prefix="docs/", recursive=True)
+    (marker,) = [e for e in entries if e[3]]
+    assert marker[0] == key
+    assert marker[2] == "true"
+    assert marker[1] not in ids
+    assert [e for e in entries if not e[3]] == [
+        (key, ids[2], "false", False),
+        (key, ids[1], "false", False),
+        (key, ids[0], "false", False),
+    ]
+    with pytest.raises(S3Error) as exc:
+        mc.stat_object(bucket, key)
+    assert exc.value.code == "NoSuchKey"
+    with pytest.raises(S3Error) as exc:
+        mc.stat_object(bucket, key, version_id=marker[1])  # a marker has no object to show
+    assert exc.value.response.status == 405
+    assert [o.object_name for o in mc.list_objects(bucket, recursive=True)] == ["other.txt"]
+    assert get(mc, bucket, key, version_id=ids[1]) == bodies[1]
+
+    # Deleting the marker by id brings the newest version back.
+    mc.remove_object(bucket, key, version_id=marker[1])
+    assert get(mc, bucket, key) == bodies[2]
+
+    # A copy of an old version; then remove_objects deletes two versions by id.
+    copied = mc.copy_object(bucket, "restored.bin", CopySource(bucket, key, version_id=ids[0]))
+    assert copied.version_id not in (None, "null", *ids)
+    assert get(mc, bucket, "restored.bin") == bodies[0]
+    errors = list(mc.remove_objects(bucket, [DeleteObject(key, ids[2]), DeleteObject(key, ids[0])]))
+    assert errors == []
+    assert versions_of(mc, bucket, prefix="docs/", recursive=True) == [(key, ids[1], "true", False)]
+    assert get(mc, bucket, key) == bodies[1]
+    # boto3 sees the same single version.
+    assert s3.head_object(Bucket=bucket, Key=key)["VersionId"] == ids[1]
