@@ -178,6 +178,19 @@ def test_part_number_reads(s3: Any, parts: list[bytes]) -> None:
     assert error_of(exc) == ("InvalidPartNumber", 416)
 
 
+def test_an_empty_last_part_reads_as_no_bytes(s3: Any, parts: list[bytes]) -> None:
+    """S3 takes a 0-byte last part; reading it is empty, never the whole object."""
+    bucket = new_bucket(s3)
+    upload_id, done = _upload(s3, bucket, "mp", [parts[0], b""])
+    _complete(s3, bucket, "mp", upload_id, done)
+    got = s3.get_object(Bucket=bucket, Key="mp", PartNumber=2)
+    assert got["Body"].read() == b""
+    assert got["ContentLength"] == 0
+    assert got["PartsCount"] == 2
+    assert s3.head_object(Bucket=bucket, Key="mp", PartNumber=2)["ContentLength"] == 0
+    assert s3.get_object(Bucket=bucket, Key="mp", PartNumber=1)["Body"].read() == parts[0]
+
+
 def test_get_object_attributes(s3: Any, parts: list[bytes]) -> None:
     bucket = new_bucket(s3)
     upload_id, done = _upload(s3, bucket, "mp", parts, ChecksumAlgorithm="SHA256")

@@ -107,6 +107,13 @@ def test_range_reads_carry_no_whole_object_checksum(s3: Any) -> None:
     got = s3.get_object(Bucket=bucket, Key="k", Range="bytes=2-4", ChecksumMode="ENABLED")
     assert got["Body"].read() == b"234"
     assert "ChecksumCRC32C" not in got
+    # A range that is the whole object sends what the checksum describes: S3 shows it.
+    whole = s3.get_object(Bucket=bucket, Key="k", Range="bytes=0-", ChecksumMode="ENABLED")
+    assert whole["Body"].read() == b"0123456789"
+    assert (
+        whole["ChecksumCRC32C"]
+        == s3.head_object(Bucket=bucket, Key="k", ChecksumMode="ENABLED")["ChecksumCRC32C"]
+    )
 
 
 def test_copy_keeps_the_sources_algorithm(s3: Any) -> None:

@@ -117,6 +117,29 @@ def test_presigned_put_cannot_gain_a_copy_source_or_classification(gateway: Gate
     assert body_of(s3, bucket, "upload") == b"as signed"
 
 
+def test_presigned_urls_cannot_gain_residency_headers(gateway: Gateway) -> None:
+    """The gateway's own headers change decisions (a bucket's default class or policy, the
+    purpose a read is judged by): a SigV4 signature must cover them like `x-amz-*` ones."""
+    s3 = gateway.s3()
+    bucket = new_bucket(s3)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    v4 = gateway.s3(signature_version="s3v4")
+    get_url = v4.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"})
+    response = httpx.get(get_url, headers={"x-residency-purpose": "audit"})
+    assert response.status_code == 403, response.text
+    assert b"<HeadersNotSigned>x-residency-purpose</HeadersNotSigned>" in response.content
+    fresh = f"sec-{uuid.uuid4().hex[:12]}"
+    create_url = v4.generate_presigned_url("create_bucket", Params={"Bucket": fresh})
+    for extra in ({"x-residency-default-class": "public"}, {"x-residency-policy": "preset:none"}):
+        response = httpx.put(create_url, headers=extra)
+        assert response.status_code == 403, response.text
+        assert xml_code(response) == "AccessDenied"
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.head_bucket(Bucket=fresh)
+    assert status_of(exc) == 404  # no bucket with an unsigned default was made
+    assert httpx.get(get_url).content == b"x"  # the URL still does what it was signed for
+
+
 def test_presigned_url_with_signed_metadata_still_works(gateway: Gateway) -> None:
     s3 = gateway.s3()
     bucket = new_bucket(s3)

@@ -367,14 +367,22 @@ def _signed_headers(value: str, malformed: Callable[[str], errors.S3Error]) -> t
     return names
 
 
+_MUST_BE_SIGNED = ("x-amz-", "x-residency-")
+
+
 def _refuse_unsigned_amz_headers(req: RequestParts, signed: Sequence[str]) -> None:
-    """Every `x-amz-*` header present must be signed (header and presigned auth alike).
+    """Every `x-amz-*` and `x-residency-*` header present must be signed (header and
+    presigned auth alike).
 
     Otherwise whoever holds a presigned URL could add `x-amz-copy-source` (turning a PUT into
-    a copy run as the signer) or classification metadata the signer never agreed to.
+    a copy run as the signer), classification metadata, a bucket's default class or policy,
+    or the purpose a read is judged by (`x-residency-purpose`), none of which the signer
+    agreed to.
     """
     unsigned = sorted(
-        {name for name, _ in req.headers if name.startswith("x-amz-")} - set(signed) - _UNSIGNED_OK
+        {name for name, _ in req.headers if name.startswith(_MUST_BE_SIGNED)}
+        - set(signed)
+        - _UNSIGNED_OK
     )
     if unsigned:
         raise errors.access_denied(

@@ -435,14 +435,17 @@ async def _get_or_head(ctx: RequestContext, *, with_body: bool) -> Response:
             headers[header] = ctx.query[param]
     status = 200
     start, end = 0, version.size - 1
-    if byte_range is not None:
+    if byte_range is not None and byte_range.length == 0:
+        start, end = byte_range.start, byte_range.end  # an empty last part: no bytes, no range
+    elif byte_range is not None:
         status = 206
         start, end = byte_range.start, byte_range.end
         headers["Content-Range"] = byte_range.content_range
     if ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         if part is not None:
             headers.update(part_checksum_headers(target, part))
-        elif byte_range is None:
+        elif byte_range is None or byte_range.length == version.size:
+            # The whole object, ranged or not: its checksum describes what is sent, as S3.
             headers.update(checksum_headers(version))
     length = end - start + 1
     headers["Content-Length"] = str(length)
@@ -485,7 +488,8 @@ def part_range(
     ctx: RequestContext, number: int, version: ObjectVersion, segments: list[SegmentRef]
 ) -> ByteRange | None:
     """GET/HEAD `?partNumber=N`: the bytes of part N of a multipart object (a one-blob object
-    is its own part 1); None for the whole of an empty object."""
+    is its own part 1); None for the whole of an empty object, an empty range for an empty
+    last part of a non-empty one (S3 takes a 0-byte last part)."""
     if ctx.headers.get("range"):
         raise errors.invalid_request(
             "Cannot specify both Range header and partNumber query parameter"
@@ -496,7 +500,7 @@ def part_range(
             "InvalidPartNumber", "The requested partnumber is not satisfiable", 416
         )
     start = sum(sizes[: number - 1])
-    if sizes[number - 1] == 0:
+    if version.size == 0:
         return None
     return ByteRange(start, start + sizes[number - 1] - 1, version.size)
 
