@@ -1,6 +1,7 @@
 """The README tour's first part (catalog and policy), command for command, as a new user types
 it in a fresh clone: each runs, exits 0 and says what the comment beside it promises. The
-migration part runs in tests/migrate/test_tour.py."""
+migration part runs in tests/migrate/test_tour.py, the rest of the README's commands (and
+docs/'s) in tests/gateway/test_docs_commands.py."""
 
 from __future__ import annotations
 
