@@ -190,6 +190,25 @@ async def _make_room(
     return retired
 
 
+def _new_current(bucket: Bucket, key: str) -> dict[str, Any]:
+    """The columns every new current version (or delete marker) of `key` starts with."""
+    return {
+        "bucket_id": bucket.id,
+        "key": key,
+        "version_id": new_version_id(),
+        "is_null_version": bucket.versioning != "Enabled",
+        "is_latest": True,
+    }
+
+
+async def _insert_version(session: AsyncSession, values: dict[str, Any]) -> int:
+    inserted = cast(CursorResult[Any], await session.execute(_INSERT_VERSION, values))
+    primary_key = inserted.inserted_primary_key
+    if primary_key is None:  # every supported dialect reports it for a one-row INSERT
+        raise RuntimeError("the database did not report the new version's id")
+    return int(primary_key[0])
+
+
 async def install_version(
     session: AsyncSession,
     bucket: Bucket,
@@ -224,11 +243,7 @@ async def install_version(
     now = now or utcnow()
     replaced = await _make_room(session, bucket, key, reason="replaced")
     values = {
-        "bucket_id": bucket.id,
-        "key": key,
-        "version_id": new_version_id(),
-        "is_null_version": bucket.versioning != "Enabled",
-        "is_latest": True,
+        **_new_current(bucket, key),
         "is_delete_marker": False,
         "size": size,
         "etag": etag,
@@ -252,11 +267,7 @@ async def install_version(
         "upload_id": upload_id,
     }
     # Core INSERTs on the tables, not unit-of-work objects: this runs on every PUT.
-    inserted = cast(CursorResult[Any], await session.execute(_INSERT_VERSION, values))
-    primary_key = inserted.inserted_primary_key
-    if primary_key is None:  # every supported dialect reports it for a one-row INSERT
-        raise RuntimeError("the database did not report the new version's id")
-    version_pk = primary_key[0]
+    version_pk = await _insert_version(session, values)
     await session.execute(
         _INSERT_SEGMENTS,
         [
@@ -337,11 +348,7 @@ async def delete_object(session: AsyncSession, bucket: Bucket, key: str) -> Dele
     if bucket.versioning is None:
         return Deletion(removed, None)
     values = {
-        "bucket_id": bucket.id,
-        "key": key,
-        "version_id": new_version_id(),
-        "is_null_version": bucket.versioning != "Enabled",
-        "is_latest": True,
+        **_new_current(bucket, key),
         "is_delete_marker": True,
         "size": 0,
         "etag": "",
@@ -350,11 +357,8 @@ async def delete_object(session: AsyncSession, bucket: Bucket, key: str) -> Dele
         "data_class": "",
         "created": utcnow(),
     }
-    inserted = cast(CursorResult[Any], await session.execute(_INSERT_VERSION, values))
-    primary_key = inserted.inserted_primary_key
-    if primary_key is None:
-        raise RuntimeError("the database did not report the delete marker's id")
-    marker = detached(ObjectVersion, {**_MARKER_DEFAULTS, **values, "id": primary_key[0]})
+    pk = await _insert_version(session, values)
+    marker = detached(ObjectVersion, {**_MARKER_DEFAULTS, **values, "id": pk})
     return Deletion(removed, marker)
 
 
