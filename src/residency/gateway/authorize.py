@@ -34,7 +34,6 @@ from residency.access import (
 )
 from residency.access import RequestContext as AccessContext
 from residency.access.lookup import tenant_name
-from residency.audit import append as audit_append
 from residency.audit import append_many
 from residency.audit.kinds import ACCESS_DENIED, THRESHOLD_HIT
 from residency.gateway import errors
@@ -75,14 +74,7 @@ async def record_denial(ctx: RequestContext, denial: Denied) -> None:
     if not denial.pending:
         return
     try:
-        await ctx.gw.db.write(
-            audit_append,
-            denial.kind,
-            actor=ctx.identity.actor,
-            tenant=ctx.identity.tenant,
-            target=denial.target,
-            detail=denial.detail,
-        )
+        await ctx.gw.db.write(ctx.audit, denial.kind, denial.target, denial.detail)
         denial.pending = False
     except Exception:
         log.exception("could not audit an access denial for %s", ctx.identity.actor)
@@ -328,13 +320,11 @@ async def charge_read(ctx: RequestContext, obj: ObjectRef) -> None:
     async with ctx.gw.db.session() as session:
         decision = await access.ledger.charge(session, who, obj)
         if decision.audit_kind:
-            await audit_append(
+            await ctx.audit(
                 session,
                 THRESHOLD_HIT,
-                actor=ctx.identity.actor,
-                tenant=ctx.identity.tenant,
-                target=_target(obj),
-                detail={"operation": ctx.route.operation, **decision.audit_detail()},
+                _target(obj),
+                {"operation": ctx.route.operation, **decision.audit_detail()},
             )
     if decision.audit_kind and ctx.gw.telemetry is not None:
         ctx.gw.telemetry.threshold_hit(decision.category, decision.kind, decision.allowed)

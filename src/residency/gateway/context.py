@@ -6,9 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from residency.access import PrincipalRef
+from residency.audit import append as audit_append
+from residency.audit.kinds import AuditKind
 from residency.gateway import errors
 from residency.gateway.routing import Route
 from residency.gateway.sigv4 import VerifiedAuth
@@ -46,6 +49,24 @@ class RequestContext:
     """The query parameters (the last value of a repeated one), parsed once per request."""
     caller: PrincipalRef | None = None
     """The signer as an access principal, resolved once by `authorize.caller`."""
+
+    async def audit(
+        self,
+        session: AsyncSession,
+        kind: AuditKind | str,
+        target: str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append an audit entry on behalf of this request's caller, in `session`'s
+        transaction (it commits, or rolls back, with the change it records)."""
+        await audit_append(
+            session,
+            kind,
+            actor=self.identity.actor,
+            tenant=self.identity.tenant,
+            target=target,
+            detail=detail,
+        )
 
     @property
     def bucket(self) -> str:

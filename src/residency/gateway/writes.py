@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from residency.audit import append as audit_append
 from residency.audit.kinds import PLACEMENT, REFUSAL
 from residency.gateway import authorize, errors
 from residency.gateway.context import RequestContext
@@ -225,14 +224,7 @@ async def recheck(
 
 
 async def _audit_refusal(ctx: RequestContext, target: str, detail: dict[str, Any]) -> None:
-    await ctx.gw.db.write(
-        audit_append,
-        REFUSAL,
-        actor=ctx.identity.actor,
-        tenant=ctx.identity.tenant,
-        target=target,
-        detail=detail,
-    )
+    await ctx.gw.db.write(ctx.audit, REFUSAL, target, detail)
 
 
 async def abandon_unwritten(session: AsyncSession, refs: Sequence[BlobRef]) -> None:
@@ -285,11 +277,9 @@ async def audit_placement(
     session: Any, ctx: RequestContext, target: str, placement: WritePlan, **extra: Any
 ) -> None:
     """In the caller's transaction, right before it commits the version."""
-    await audit_append(
+    await ctx.audit(
         session,
         PLACEMENT,
-        actor=ctx.identity.actor,
-        tenant=ctx.identity.tenant,
-        target=target,
-        detail=placement.audit_detail(**extra),
+        target,
+        placement.audit_detail(**extra),
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from residency.audit import append as audit_append
 from residency.audit.kinds import ADMIN, DELETE
 from residency.gateway import authorize, errors
 from residency.gateway.context import RequestContext
@@ -119,13 +118,11 @@ async def create_bucket(ctx: RequestContext) -> Response:
             default_subject=default_subject,
             policy=policy_spec,
         )
-        await audit_append(
+        await ctx.audit(
             session,
             ADMIN,
-            actor=ctx.identity.actor,
-            tenant=ctx.identity.tenant,
-            target=f"s3://{bucket.name}",
-            detail={
+            f"s3://{bucket.name}",
+            {
                 "action": "create_bucket",
                 "default_class": default_class,
                 "default_subject": default_subject,
@@ -145,13 +142,11 @@ async def delete_bucket(ctx: RequestContext) -> Response:
     async with ctx.gw.db.session() as session:
         bucket = await authorize.bucket(session, ctx)
         await bucket_repo.delete_bucket(session, bucket)
-        await audit_append(
+        await ctx.audit(
             session,
             DELETE,
-            actor=ctx.identity.actor,
-            tenant=ctx.identity.tenant,
-            target=f"s3://{ctx.bucket}",
-            detail={"action": "delete_bucket"},
+            f"s3://{ctx.bucket}",
+            {"action": "delete_bucket"},
         )
     return empty_response(204)
 
@@ -177,13 +172,11 @@ async def put_bucket_versioning(ctx: RequestContext) -> Response:
         bucket = await authorize.bucket(session, ctx)
         before = bucket.versioning
         await bucket_repo.set_versioning(session, bucket, status)
-        await audit_append(
+        await ctx.audit(
             session,
             ADMIN,
-            actor=ctx.identity.actor,
-            tenant=ctx.identity.tenant,
-            target=f"s3://{ctx.bucket}",
-            detail={"action": "put_bucket_versioning", "status": status, "before": before},
+            f"s3://{ctx.bucket}",
+            {"action": "put_bucket_versioning", "status": status, "before": before},
         )
     return empty_response()
 
@@ -219,11 +212,9 @@ async def _set_public_access_block(ctx: RequestContext, flags: dict[str, bool] |
     async with ctx.gw.db.session() as session:
         bucket = await authorize.bucket(session, ctx)
         bucket.public_access_block = flags
-        await audit_append(
+        await ctx.audit(
             session,
             ADMIN,
-            actor=ctx.identity.actor,
-            tenant=ctx.identity.tenant,
-            target=f"s3://{ctx.bucket}",
-            detail={"action": "put_public_access_block", "flags": flags},
+            f"s3://{ctx.bucket}",
+            {"action": "put_public_access_block", "flags": flags},
         )

@@ -8,7 +8,6 @@ from dataclasses import replace
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from residency.audit import append as audit_append
 from residency.audit.kinds import DELETE, PLACEMENT
 from residency.gateway import authorize, errors
 from residency.gateway.checksum import Digesting
@@ -282,13 +281,11 @@ async def _complete(ctx: RequestContext, requested: list[CompletedPart]) -> Resp
             checksum=completion,
         )
         version = commit.version
-        await audit_append(
+        await ctx.audit(
             session,
             PLACEMENT,
-            actor=ctx.identity.actor,
-            tenant=ctx.identity.tenant,
-            target=f"s3://{ctx.bucket}/{ctx.key}",
-            detail={
+            f"s3://{ctx.bucket}/{ctx.key}",
+            {
                 "phase": "multipart upload completed",
                 "upload_id": upload_id,
                 "version_id": version.version_id,
@@ -350,13 +347,11 @@ async def abort_multipart_upload(ctx: RequestContext) -> Response:
         _, upload = await _upload(ctx, session)
         upload_id = upload.upload_id
         parts = await mp.abort_upload(session, upload)
-        await audit_append(
+        await ctx.audit(
             session,
             DELETE,
-            actor=ctx.identity.actor,
-            tenant=ctx.identity.tenant,
-            target=f"s3://{ctx.bucket}/{ctx.key}",
-            detail={"action": "abort_multipart_upload", "upload_id": upload_id, "parts": parts},
+            f"s3://{ctx.bucket}/{ctx.key}",
+            {"action": "abort_multipart_upload", "upload_id": upload_id, "parts": parts},
         )
     return empty_response(204)
 

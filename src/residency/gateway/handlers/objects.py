@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response, StreamingResponse
 
 from residency.access import AccessDecision, Action, ObjectRef
-from residency.audit import append as audit_append
 from residency.audit.kinds import DELETE
 from residency.gateway import authorize, errors
 from residency.gateway.checksum import COMPOSITE, FULL_OBJECT
@@ -558,13 +557,11 @@ async def _delete_one(
     if removed is not None:
         detail["version_id"] = removed.version_id
     if removed is not None or marker is not None:
-        await audit_append(
+        await ctx.audit(
             session,
             DELETE,
-            actor=ctx.identity.actor,
-            tenant=ctx.identity.tenant,
-            target=f"s3://{bucket.name}/{key}",
-            detail=detail,
+            f"s3://{bucket.name}/{key}",
+            detail,
         )
     return done
 
@@ -756,13 +753,11 @@ async def _delete_decided(
     victims = [now[k] for k in keys if k in now and decisions[k][1] is None]
     await delete_versions(session, [v.id for v in victims])
     if victims:
-        await audit_append(
+        await ctx.audit(
             session,
             DELETE,
-            actor=ctx.identity.actor,
-            tenant=ctx.identity.tenant,
-            target=f"s3://{bucket.name}",
-            detail={
+            f"s3://{bucket.name}",
+            {
                 "action": "delete_objects",
                 "deleted": [{"key": v.key, "version_id": v.version_id} for v in victims],
             },
