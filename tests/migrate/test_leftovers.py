@@ -130,6 +130,38 @@ def test_parts_of_an_open_upload_the_policy_now_forbids_are_counted(world: World
     assert json.loads(out)["leftovers"][0]["kind"] == "multipart_parts"
 
 
+def test_parts_are_judged_under_the_bucket_policy_too(world: World) -> None:
+    """An open upload of public data at AWS: the operator's policy allows it there, the
+    bucket's own policy (which narrows it, as everywhere) does not."""
+    migrated(world)
+    no_aws = world.root / "no-aws.yaml"
+    no_aws.write_text(
+        "name: no-aws\nrules:\n  - id: no-aws\n    scope: {data_class: public}\n"
+        "    constraints: {deny_providers: [aws]}\n"
+    )
+    con = db(world)
+    con.execute("update buckets set policy = ?", (str(no_aws),))
+    bucket_id, tenant_id = con.execute("select id, tenant_id from buckets").fetchone()
+    con.execute(
+        "insert into multipart_uploads (upload_id, bucket_id, key, initiated, tenant_id, "
+        "user_metadata, tags, data_class, subject, locations) "
+        "values ('up-2', ?, 'videos/big.public', ?, ?, '{}', '{}', 'public', NULL, ?)",
+        (bucket_id, now(), tenant_id, json.dumps([AWS])),
+    )
+    upload = con.execute("select id from multipart_uploads").fetchone()[0]
+    con.execute(
+        "insert into multipart_parts (multipart_upload_id, part_number, blob_key, size, "
+        "etag, created) values (?, 1, 'blobs/part-1', 700, 'e', ?)",
+        (upload, now()),
+    )
+    con.commit()
+    con.close()
+    code, out, _ = cli(world, "verify", "--json")
+    assert code == 1
+    (left,) = json.loads(out)["leftovers"]
+    assert (left["location"], left["kind"], left["bytes"]) == (AWS, "multipart_parts", 700)
+
+
 def test_migrate_reports_erasures(world: World) -> None:
     for i in range(N):
         world.put_native(f"us/u{i}.bin", payload(i, 600 + i))

@@ -39,6 +39,8 @@ def test_residency_map_counts_objects_once_and_bytes_per_replica(world: World) -
     assert data["totals"] == {
         "objects": 8,
         "bytes": 12700,
+        "noncurrent_versions": 0,  # no bucket is versioned
+        "noncurrent_bytes": 0,
         "stored_bytes": 17700,
         "placed_objects": 8,
         "locations": 4,

@@ -196,6 +196,12 @@ def explain_cmd(
     resource: str = typer.Option(
         ..., "--resource", help="BUCKET/KEY (object), BUCKET (bucket) or tenant:NAME."
     ),
+    version_id: str | None = typer.Option(
+        None,
+        "--version-id",
+        help="An object's version (S3's id, or null) instead of its current one: each "
+        "version is judged by its own classification.",
+    ),
     context: str | None = typer.Option(
         None, "--context", help='JSON: {"time": ISO, "source_ip": "1.2.3.4", "purpose": "..."}'
     ),
@@ -229,11 +235,14 @@ def explain_cmd(
     )
     from residency.meta.repo import buckets as bucket_repo
     from residency.meta.repo import objects as object_repo
+    from residency.meta.repo.versions import find_version, is_version_id
 
     try:
         act = parse_action(action)
     except ValueError as exc:
         fail(str(exc))
+    if version_id is not None and not is_version_id(version_id):
+        fail(f"--version-id {version_id!r}: not a version id (32 hex digits, or null)")
     ctx = _parse_context(context)
     settings = cli_settings(config, data_dir)
     rules = _rules(settings, thresholds)
@@ -262,14 +271,22 @@ def explain_cmd(
                 "that does not exist yet"
             )
         if not sep:
+            if version_id is not None:
+                fail("--version-id needs an object resource (BUCKET/KEY)")
             return who, BucketRef(bucket_name, bucket_owner)
         if not key:
             fail(f"resource {resource!r}: the object key after '/' is empty")
         version = None
-        if bucket is not None:
+        if bucket is not None and version_id is not None:
+            version = await find_version(session, bucket, key, version_id)
+            if version is None:
+                fail(f"no version {version_id} of {bucket_name}/{key}")
+        elif bucket is not None:
             version = await object_repo.find_latest(session, bucket, key)
-            if version is not None and version.is_delete_marker:
-                version = None
+        elif version_id is not None:
+            fail(f"no version {version_id} of {bucket_name}/{key}: no bucket {bucket_name!r}")
+        if version is not None and version.is_delete_marker:
+            version = None  # no bytes: judged as an object that does not exist
         located: set[str] = set()
         if version is not None:
             _, placements = await object_repo.version_blobs(session, version)

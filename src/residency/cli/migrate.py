@@ -209,12 +209,18 @@ def plan_cmd(
 
 
 def _print_plan(header: Any, s: dict[str, Any], output: Path | None) -> None:
+    from residency.meta.repo.inventory import describe_version
     from residency.migrate.units import format_bytes, format_duration
 
     table = Table(title=f"Plan {header.id[:12]} — policy {header.policy}", show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_row("objects", f"{s['objects']:,} ({format_bytes(s['bytes'])})")
+    if s["noncurrent_versions"]:
+        table.add_row(
+            "  of which noncurrent versions",
+            f"{s['noncurrent_versions']:,} ({format_bytes(s['noncurrent_bytes'])})",
+        )
     table.add_row("already compliant", f"{s['keep']:,}")
     table.add_row("objects to move", f"{s['moves']:,}")
     table.add_row("copies", f"{s['copies']:,} ({format_bytes(s['copy_bytes'])})")
@@ -245,8 +251,9 @@ def _print_plan(header: Any, s: dict[str, Any], output: Path | None) -> None:
             routes.add_row(route.replace("->", "→"), f"{r['objects']:,}", format_bytes(r["bytes"]))
         console.print(routes)
     for item in s["unplaceable_sample"]:
+        what = describe_version(item["bucket"], item["key"], item.get("noncurrent"))
         console.print(
-            f"[red]no compliant location:[/] {item['bucket']}/{item['key']}: {item['reason']}",
+            f"[red]no compliant location:[/] {escape(what)}: {escape(item['reason'])}",
             highlight=False,
             soft_wrap=True,
         )
@@ -570,9 +577,7 @@ def verify_cmd(
     def show(m: Mismatch) -> None:
         if not json_out:
             console.print(
-                f"[red]mismatch:[/] {m.bucket}/{m.key} at {m.location} ({m.blob_key}): {m.problem}",
-                highlight=False,
-                soft_wrap=True,
+                f"[red]mismatch:[/] {escape(m.describe())}", highlight=False, soft_wrap=True
             )
 
     async def work(db: Database) -> tuple[Any, Any]:

@@ -291,6 +291,7 @@ def diff(
     from residency.catalog import CatalogError, load_catalog
     from residency.cli.common import cli_settings, on_database
     from residency.meta.errors import MetaError
+    from residency.meta.repo.inventory import describe_version
     from residency.migrate.units import format_bytes
     from residency.report.policy_diff import PolicyDiff, diff_policies
 
@@ -315,7 +316,13 @@ def diff(
         def line(text: str) -> None:
             console.print(text, highlight=False, markup=False, soft_wrap=True)
 
-        line(f"{result.objects:,} objects ({format_bytes(result.bytes)}) judged by {old} and {new}")
+        noncurrent = (
+            f", {result.noncurrent:,} of them noncurrent versions" if result.noncurrent else ""
+        )
+        line(
+            f"{result.objects:,} objects ({format_bytes(result.bytes)}{noncurrent}) judged by "
+            f"{old} and {new}"
+        )
         line(
             f"would break:  {result.breaking:,} objects ({format_bytes(result.breaking_bytes)}), "
             f"{result.unplaceable:,} of them allowed nowhere"
@@ -335,6 +342,7 @@ def diff(
         )
         line(f"egress to fix: ${result.egress_usd:,.2f}{unpriced}")
         for item in result.sample[:5]:
-            line(f"  e.g. s3://{item['bucket']}/{item['key']}: {item['why']}")
+            what = describe_version(item["bucket"], item["key"], item["noncurrent"])
+            line(f"  e.g. s3://{what}: {item['why']}")
     if result.breaks:
         raise typer.Exit(EXIT_FINDINGS)

@@ -154,8 +154,11 @@ def report_cmd(
             if report.leftovers
             else ""
         )
+        noncurrent = report.totals["noncurrent_versions"]
+        older = f", {noncurrent:,} of them noncurrent versions" if noncurrent else ""
         console.print(
-            f"{report.totals['objects']:,} objects ({format_bytes(report.totals['bytes'])}) in "
+            f"{report.totals['objects']:,} objects ({format_bytes(report.totals['bytes'])}"
+            f"{older}) in "
             f"{report.totals['countries']} countries; {report.violations_total:,} out of "
             f"compliance with {pol.name}{left}; report written to {target}",
             highlight=False,

@@ -163,8 +163,8 @@ class Blob:
 
 @dataclass(slots=True)
 class Obj:
-    """The planned version of an object as the database has it now, with its stored
-    classification (what a copy is re-decided on, never the plan's word)."""
+    """The planned version of an object (current or noncurrent) as the database has it now,
+    with its stored classification (what a copy is re-decided on, never the plan's word)."""
 
     id: int
     bucket_id: int
@@ -185,9 +185,11 @@ class Obj:
 async def load_objects(
     session: AsyncSession, actions: Sequence[MigrationAction]
 ) -> list[Obj | None]:
-    """Each action's planned version if it is still the latest, else None (changed since
-    planning); three queries per few hundred actions (prebuilt: no per-call SQL building)."""
-    found = await bulk.load_latest_versions(session, (a.version_id for a in actions))
+    """Each action's planned version while it still holds bytes, current or noncurrent (a
+    newer version of the key changes nothing: residency applies to every version), else None
+    (the version was deleted since planning); three queries per few hundred actions
+    (prebuilt: no per-call SQL building)."""
+    found = await bulk.load_versions_with_bytes(session, (a.version_id for a in actions))
     out: list[Obj | None] = []
     for a in actions:
         v = found.get(a.version_id)
@@ -210,12 +212,14 @@ async def load_objects(
 @dataclass(frozen=True, slots=True)
 class Erasure:
     """Bytes an object must no longer have at `location`: the blob to delete, and the object
-    (`target`, bucket/key) they belonged to, for the audit entry of their erasure."""
+    (`target`, bucket/key; `version`, which of its versions) they belonged to, for the audit
+    entry of their erasure."""
 
     location: str
     blob_key: str
     size: int
     target: str
+    version: str | None = None
 
 
 @dataclass(slots=True)
@@ -257,7 +261,7 @@ class _Changes:
     def must_leave(self, job: CommitJob, obj: Obj, locations: Sequence[str]) -> None:
         target = f"{job.action.bucket}/{job.action.key}"
         self.erase.extend(
-            (job, Erasure(loc, seg.key, seg.size, target))
+            (job, Erasure(loc, seg.key, seg.size, target, job.action.version_id))
             for loc in locations
             for seg in obj.segments
         )

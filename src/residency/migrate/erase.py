@@ -235,7 +235,8 @@ class Eraser:
                         "blob": e.blob_key,
                         "size": e.size,
                         "confirmed": "not found after delete",
-                    },
+                    }
+                    | ({"version": e.version} if e.version is not None else {}),
                 )
                 for e in _unique(items)
                 if (e.location, e.blob_key) in gone

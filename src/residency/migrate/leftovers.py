@@ -4,8 +4,9 @@ says so: what `report`, `plan` and `verify` count as out of compliance beside th
 - **Must leave**: blobs a migration released because the policy wants them gone from that
   location (`MUST_LEAVE` garbage) and that are not erased yet — a deletion that failed, or a
   run killed between its commit and its erasure. Always out of compliance.
-- **Multipart parts**: parts of uploads still open, at locations the policy does not allow for
-  the upload's classification (the policy changed since the upload began).
+- **Multipart parts**: parts of uploads still open, at locations the policy (narrowed by the
+  bucket's own, as everywhere) does not allow for the upload's classification (the policy
+  changed since the upload began).
 
 Bounded memory: one GROUP BY for the first, open uploads in id-ordered batches for the second.
 A blob whose size the metadata no longer knows (the key of a moved object's old copy) counts
@@ -110,6 +111,7 @@ async def _forbidden_parts(
                     Tenant.name,
                     Bucket.name,
                     MultipartUpload.locations,
+                    Bucket.policy,
                 )
                 .join(Bucket, Bucket.id == MultipartUpload.bucket_id)
                 .join(Tenant, Tenant.id == Bucket.tenant_id)
@@ -122,8 +124,8 @@ async def _forbidden_parts(
             break
         after = uploads[-1][0]
         bad: dict[int, list[str]] = {}
-        for up_id, cls, subject, count, tenant, bucket, locations in uploads:
-            allowed = set(decider.decide(cls, subject, tenant, bucket, count).allowed)
+        for up_id, cls, subject, count, tenant, bucket, locations, spec in uploads:
+            allowed = set(decider.decide(cls, subject, tenant, bucket, count, spec).allowed)
             wrong = [loc for loc in locations or [] if loc in known and loc not in allowed]
             if wrong:
                 bad[up_id] = wrong

@@ -149,7 +149,11 @@ class PlanHeader:
 
 @dataclass(frozen=True, slots=True)
 class PlanAction:
-    """Copy one object version from `src` to each of `copy_to`, then drop `delete_from`."""
+    """Copy one object version from `src` to each of `copy_to`, then drop `delete_from`.
+
+    Any version with bytes, current or not: `version_id` is the internal id the engine loads it
+    by; `noncurrent` is S3's version id when it was not the current version at planning (for
+    people reading the plan)."""
 
     bucket: str
     key: str
@@ -160,13 +164,18 @@ class PlanAction:
     copy_to: tuple[str, ...]
     delete_from: tuple[str, ...]
     rule: str | None = None
+    noncurrent: str | None = None
 
     def to_line(self) -> dict[str, Any]:
-        return {
+        line: dict[str, Any] = {
             "op": "move",
             "bucket": self.bucket,
             "key": self.key,
             "version": self.version_id,
+        }
+        if self.noncurrent is not None:
+            line["noncurrent"] = self.noncurrent
+        return line | {
             "size": self.size,
             "segments": self.segments,
             "src": self.src,
@@ -178,7 +187,8 @@ class PlanAction:
 
 @dataclass(frozen=True, slots=True)
 class Unplaceable:
-    """An object no configured location may hold under the policy: nothing is done to it."""
+    """An object version no configured location may hold under the policy: nothing is done
+    to it (`noncurrent`: S3's version id when it is not the current version)."""
 
     bucket: str
     key: str
@@ -186,13 +196,18 @@ class Unplaceable:
     size: int
     placements: tuple[str, ...]
     reason: str
+    noncurrent: str | None = None
 
     def to_line(self) -> dict[str, Any]:
-        return {
+        line: dict[str, Any] = {
             "op": "unplaceable",
             "bucket": self.bucket,
             "key": self.key,
             "version": self.version_id,
+        }
+        if self.noncurrent is not None:
+            line["noncurrent"] = self.noncurrent
+        return line | {
             "size": self.size,
             "placements": list(self.placements),
             "reason": self.reason,
@@ -284,6 +299,7 @@ def iter_plan(path: Path) -> Iterator[PlanAction]:
                     copy_to=tuple(str(x) for x in record.get("copy", [])),
                     delete_from=tuple(str(x) for x in record.get("delete", [])),
                     rule=record.get("rule"),
+                    noncurrent=_opt_str(record.get("noncurrent")),
                 )
             except (KeyError, TypeError, ValueError) as exc:
                 raise PlanError(f"{path}:{lineno}: malformed action ({exc})") from None

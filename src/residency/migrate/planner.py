@@ -1,4 +1,8 @@
-"""`residency plan`: where every latest object is vs where the policy wants it, as actions.
+"""`residency plan`: where every object version is vs where the policy wants it, as actions.
+
+Every version with bytes is planned by its own classification: a noncurrent version of a
+versioned bucket is moved like the current one (its lines name it: `"noncurrent"` carries S3's
+version id); delete markers hold no bytes and are never planned.
 
 Rows stream from the database in id-ordered batches (three indexed queries per batch), so
 memory stays flat at millions of objects. The evaluator is pure and reads only the data class,
@@ -25,7 +29,7 @@ from typing import IO, Any
 
 from residency.catalog.facts import LocationFacts
 from residency.meta import Database
-from residency.meta.repo.inventory import latest_versions
+from residency.meta.repo.inventory import versions_with_bytes
 from residency.meta.types import utcnow
 from residency.migrate.decide import MAX_CACHED, Decider
 from residency.migrate.planfile import (
@@ -61,7 +65,11 @@ UNPLACEABLE_SAMPLE = 20
 @dataclass
 class PlanSummary:
     objects: int = 0
+    """object versions with bytes, current and noncurrent"""
     bytes: int = 0
+    noncurrent: int = 0
+    """of `objects`, noncurrent versions (versioned buckets)"""
+    noncurrent_bytes: int = 0
     keep: int = 0
     moves: int = 0
     copies: int = 0
@@ -98,6 +106,8 @@ class PlanSummary:
         return {
             "objects": self.objects,
             "bytes": self.bytes,
+            "noncurrent_versions": self.noncurrent,
+            "noncurrent_bytes": self.noncurrent_bytes,
             "keep": self.keep,
             "moves": self.moves,
             "copies": self.copies,
@@ -272,19 +282,32 @@ class Planner:
             tail="," + tail[1:],
         )
 
-    def account(self, shape: Shape, bucket: str, key: str, size: int, segments: int) -> None:
-        """Add one object with this shape to the summary."""
+    def account(
+        self,
+        shape: Shape,
+        bucket: str,
+        key: str,
+        size: int,
+        segments: int,
+        noncurrent: str | None = None,
+    ) -> None:
+        """Add one object version with this shape to the summary (`noncurrent`: its S3
+        version id when it is not the current one)."""
         s = self.summary
         s.objects += 1
         s.bytes += size
+        if noncurrent is not None:
+            s.noncurrent += 1
+            s.noncurrent_bytes += size
         if shape.unplaceable is not None:
             s.unplaceable += 1
             s.unplaceable_bytes += size
             s.no_source += shape.no_source
             if len(s.unplaceable_sample) < UNPLACEABLE_SAMPLE:
-                s.unplaceable_sample.append(
-                    {"bucket": bucket, "key": key, "reason": shape.unplaceable}
-                )
+                item = {"bucket": bucket, "key": key, "reason": shape.unplaceable}
+                if noncurrent is not None:
+                    item["noncurrent"] = noncurrent
+                s.unplaceable_sample.append(item)
             return
         if not shape.move:
             s.keep += 1
@@ -324,13 +347,14 @@ class Planner:
         tenant: str | None,
         placements: Sequence[str],
         subject_count: int | None = None,
+        noncurrent: str | None = None,
     ) -> PlanAction | Unplaceable | None:
-        """The action for one object, or None when it is where it should be."""
+        """The action for one object version, or None when it is where it should be."""
         placed = tuple(placements)
         shape = self.shape(data_class, subject, tenant, bucket, placed, subject_count)
-        self.account(shape, bucket, key, size, segments)
+        self.account(shape, bucket, key, size, segments, noncurrent)
         if shape.unplaceable is not None:
-            return Unplaceable(bucket, key, version_id, size, placed, shape.unplaceable)
+            return Unplaceable(bucket, key, version_id, size, placed, shape.unplaceable, noncurrent)
         if not shape.move:
             return None
         return PlanAction(
@@ -343,6 +367,7 @@ class Planner:
             copy_to=shape.copy_to,
             delete_from=shape.delete_from,
             rule=shape.rule,
+            noncurrent=noncurrent,
         )
 
 
@@ -373,7 +398,7 @@ async def plan_to_file(
     bandwidth: int = 100_000_000,
     batch_size: int = 20_000,
 ) -> tuple[PlanHeader, PlanSummary]:
-    """Stream the plan for every latest object (of `bucket`) into `out`."""
+    """Stream the plan for every object version with bytes (of `bucket`) into `out`."""
     planner = Planner(policy, candidates)
     header = PlanHeader(
         id=uuid.uuid4().hex,
@@ -385,7 +410,7 @@ async def plan_to_file(
         catalog_sha256=catalog_digest(candidates),
     )
     write_line(out, header.to_line())
-    async for batch in latest_versions(db, bucket=bucket, batch_size=batch_size):
+    async for batch in versions_with_bytes(db, bucket=bucket, batch_size=batch_size):
         lines: list[str] = []
         for row in batch:
             shape = planner.shape(
@@ -397,11 +422,14 @@ async def plan_to_file(
                 row.subject_count,
                 row.bucket_policy,
             )
-            planner.account(shape, row.bucket, row.key, row.size, row.segments)
+            planner.account(shape, row.bucket, row.key, row.size, row.segments, row.noncurrent)
             if shape.move:
+                noncurrent = (
+                    "" if row.noncurrent is None else f',"noncurrent":{_str(row.noncurrent)}'
+                )
                 lines.append(
                     f'{{"op":"move","bucket":{_str(row.bucket)},"key":{_str(row.key)},'
-                    f'"version":{_str(row.version_id)},"size":{row.size},'
+                    f'"version":{_str(row.version_id)}{noncurrent},"size":{row.size},'
                     f'"segments":{row.segments}{shape.tail}\n'
                 )
             elif shape.unplaceable is not None:
@@ -412,6 +440,7 @@ async def plan_to_file(
                     row.size,
                     row.placements,
                     shape.unplaceable,
+                    row.noncurrent,
                 )
                 lines.append(json.dumps(item.to_line(), ensure_ascii=False) + "\n")
         out.write("".join(lines))

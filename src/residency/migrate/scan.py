@@ -6,7 +6,9 @@ Drift, per location:
   in flight, no garbage row awaiting the sweep): a write that escaped its bookkeeping, or
   bytes someone put there behind residency's back.
 - `missing` / `size_differs`: a placement whose blob is not there, or has another size.
-- `forbidden`: a placement the policy in force does not allow for its object's classification.
+- `forbidden`: a placement the policy in force does not allow for its object version's
+  classification (every version with bytes counts, current or noncurrent; the target names a
+  noncurrent one by its S3 version id).
 - `must_leave`: bytes a migration released because they had to leave, not erased yet.
 - `forbidden_part`: a part of an open upload at a location its upload may no longer use.
 - `incomplete_upload` (object stores): a multipart upload at the store itself that was never
@@ -32,6 +34,7 @@ from typing import Any
 
 from residency.meta import Database
 from residency.meta.repo.blobs import MUST_LEAVE, KnownBlob, PlacedBlob, known_blobs, placed_blobs
+from residency.meta.repo.inventory import describe_version
 from residency.migrate.decide import Decider
 from residency.storage import Location
 
@@ -63,7 +66,8 @@ class Drift:
     size: int | None
     """bytes at the location (None: not there)"""
     target: str
-    """the object (bucket/key) or upload the metadata ties it to, or '' for none"""
+    """the object (bucket/key, with the version when it is noncurrent) or upload the metadata
+    ties it to, or '' for none"""
     detail: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -250,7 +254,7 @@ class _Scanner:
         """One key that placements name; `size` is what the listing found (None: absent)."""
         for b in blobs:
             self.out.placed += 1
-            target = f"{b.bucket}/{b.key}"
+            target = describe_version(b.bucket, b.key, b.noncurrent)
             if size is None:
                 self.drift("missing", b.blob_key, None, target, "no blob at the location")
             elif size != b.size:

@@ -1,4 +1,5 @@
-"""`residency verify`: every placement of every latest object is really there, intact.
+"""`residency verify`: every placement of every object version with bytes (current and
+noncurrent; delete markers have none) is really there, intact.
 
 Shallow: one stat per blob (exists, right size). Deep: re-read the bytes and compare MD5,
 SHA-256 and CRC32C with the checksums recorded for the version (or the segment's ETag for a
@@ -13,10 +14,11 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, true
+from sqlalchemy import select
 
 from residency.meta import Database
 from residency.meta.models import Bucket, ObjectVersion, Placement, Segment
+from residency.meta.repo.inventory import describe_version, holds_bytes, noncurrent_version
 from residency.storage import BlobNotFound, Hasher, Location, StorageError
 
 __all__ = ["Mismatch", "VerifyResult", "verify_placements"]
@@ -29,20 +31,28 @@ class Mismatch:
     location: str
     blob_key: str
     problem: str
+    noncurrent: str | None = None
+    """S3's version id when the version is not the current one of its key"""
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str | None]:
         return {
             "bucket": self.bucket,
             "key": self.key,
+            "noncurrent": self.noncurrent,
             "location": self.location,
             "blob_key": self.blob_key,
             "problem": self.problem,
         }
 
+    def describe(self) -> str:
+        what = describe_version(self.bucket, self.key, self.noncurrent)
+        return f"{what} at {self.location} ({self.blob_key}): {self.problem}"
+
 
 @dataclass
 class VerifyResult:
     objects: int = 0
+    """object versions with bytes, current and noncurrent"""
     blobs: int = 0
     bytes: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
@@ -58,6 +68,7 @@ class _Check:
     md5: str | None
     sha256: str | None
     crc32c: str | None
+    noncurrent: str | None
 
 
 async def _checks(
@@ -74,9 +85,10 @@ async def _checks(
                     ObjectVersion.sha256,
                     ObjectVersion.crc32c,
                     Bucket.name,
+                    noncurrent_version(),
                 )
                 .join(Bucket, Bucket.id == ObjectVersion.bucket_id)
-                .where(ObjectVersion.id > after, ObjectVersion.is_latest == true())
+                .where(ObjectVersion.id > after, holds_bytes())
                 .order_by(ObjectVersion.id)
                 .limit(batch_size)
             )
@@ -101,7 +113,7 @@ async def _checks(
             ):
                 places[vid].append(loc)
         checks: list[_Check] = []
-        for vid, key, md5, sha256, crc32c, bucket_name in versions:
+        for vid, key, md5, sha256, crc32c, bucket_name, noncurrent in versions:
             parts = segs.get(vid, [])
             single = len(parts) == 1
             for loc in places.get(vid, []):
@@ -116,6 +128,7 @@ async def _checks(
                             md5 if single and md5 and "-" not in md5 else _md5_etag(etag),
                             sha256 if single else None,
                             crc32c if single else None,
+                            noncurrent,
                         )
                     )
         yield len(versions), checks
@@ -181,7 +194,7 @@ async def verify_placements(
             result.blobs += 1
             result.bytes += c.size
             if problem is not None:
-                m = Mismatch(c.bucket, c.key, c.location, c.blob_key, problem)
+                m = Mismatch(c.bucket, c.key, c.location, c.blob_key, problem, c.noncurrent)
                 result.mismatches.append(m)
                 if on_mismatch is not None:
                     on_mismatch(m)

@@ -6,6 +6,10 @@ configured locations), so distinct-object counts stay exact. Compliance is decid
 of objects sharing (class, subject, tenant, bucket, placement set) — the same tuple the
 planner caches on — so the policy is evaluated once per group, and only the largest
 violations are fetched one by one, group by group, until the top N is settled.
+
+An "object" here is an object version with bytes: a noncurrent version of a versioned bucket
+is counted, judged by its own classification and listed (named by its S3 version id) like a
+current one; delete markers hold no bytes and are never counted.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from residency.catalog import Catalog, CatalogError
 from residency.catalog.facts import LocationFacts
 from residency.meta import Database
 from residency.meta.models import Bucket, ObjectVersion, Placement, Tenant
+from residency.meta.repo.inventory import holds_bytes, noncurrent_version
 from residency.meta.types import utcnow
 from residency.migrate.leftovers import collect_leftovers
 from residency.migrate.planner import GIB, Planner, Shape
@@ -71,10 +76,6 @@ _SEP = ","  # location names are [a-z0-9-]: a comma cannot occur in one
 _DETAIL_LIMIT = 300
 
 
-def _current() -> ColumnElement[bool]:
-    return and_(ObjectVersion.is_latest == true(), ObjectVersion.is_delete_marker.is_not(True))
-
-
 async def _usage(
     session: AsyncSession, keys: Mapping[str, str] | None
 ) -> dict[str, tuple[int, int]]:
@@ -94,7 +95,7 @@ async def _usage(
         select(group, func.count(distinct(ObjectVersion.id)), func.sum(ObjectVersion.size))
         .select_from(Placement)
         .join(ObjectVersion, ObjectVersion.id == Placement.object_version_id)
-        .where(_current(), Placement.state != "deleting")
+        .where(holds_bytes(), Placement.state != "deleting")
         .group_by(group)
     )
     rows = (await session.execute(query)).all()
@@ -120,10 +121,18 @@ class _Group:
     decision: Decision
     subject_count: int | None = None
     bucket_policy: str | None = None
+    noncurrent: int = 0
+    """of `objects`, noncurrent versions"""
+    noncurrent_bytes: int = 0
+
+
+_NONCURRENT = case((ObjectVersion.is_latest == true(), 0), else_=1)
+_NONCURRENT_SIZE = case((ObjectVersion.is_latest == true(), 0), else_=ObjectVersion.size)
 
 
 async def _groups(session: AsyncSession, planner: Planner) -> list[_Group]:
-    """Current objects grouped by everything the planner's action depends on."""
+    """Object versions with bytes (current and noncurrent) grouped by everything the
+    planner's action depends on."""
     locs = (
         select(
             Placement.object_version_id.label("ovid"),
@@ -145,12 +154,14 @@ async def _groups(session: AsyncSession, planner: Planner) -> list[_Group]:
             func.count(),
             func.sum(ObjectVersion.size),
             func.max(ObjectVersion.size),
+            func.sum(_NONCURRENT),
+            func.sum(_NONCURRENT_SIZE),
         )
         .select_from(ObjectVersion)
         .join(Bucket, Bucket.id == ObjectVersion.bucket_id)
         .join(Tenant, Tenant.id == Bucket.tenant_id)
         .outerjoin(locs, locs.c.ovid == ObjectVersion.id)
-        .where(_current())
+        .where(holds_bytes())
         # Everything a decision depends on: the same question the gateway and plan ask.
         .group_by(
             ObjectVersion.data_class,
@@ -166,7 +177,8 @@ async def _groups(session: AsyncSession, planner: Planner) -> list[_Group]:
         tuple[str, str | None, str | None, str, tuple[str, ...], int | None, str | None], _Group
     ] = {}
     rows = await session.execute(query)
-    for data_class, subject, tenant, bucket, raw, n, spec, count, total, biggest in rows:
+    for row in rows:
+        data_class, subject, tenant, bucket, raw, n, spec, count, total, biggest, old, old_b = row
         # The aggregate's order is unspecified: the same set may come back as two strings.
         placements = tuple(sorted(raw.split(_SEP))) if raw else ()
         key = (data_class, subject, tenant, bucket, placements, n, spec)
@@ -185,11 +197,15 @@ async def _groups(session: AsyncSession, planner: Planner) -> list[_Group]:
                 planner.decide(data_class, subject, tenant, bucket, n, spec),
                 n,
                 spec,
+                int(old or 0),
+                int(old_b or 0),
             )
         else:
             group.objects += int(count)
             group.bytes += int(total or 0)
             group.max_size = max(group.max_size, int(biggest or 0))
+            group.noncurrent += int(old or 0)
+            group.noncurrent_bytes += int(old_b or 0)
     return list(merged.values())
 
 
@@ -249,33 +265,40 @@ def _exact_placements(placements: tuple[str, ...]) -> ColumnElement[bool]:
 async def _largest(
     session: AsyncSession, groups: Sequence[_Group], planner: Planner, limit: int
 ) -> list[Violation]:
-    """The `limit` largest violating objects: biggest groups first, stop once none can beat."""
-    heap: list[tuple[int, _Inverted, _Inverted, Violation]] = []  # smallest on top
+    """The `limit` largest violating object versions: biggest groups first, stop once none
+    can beat."""
+    heap: list[tuple[int, _Inverted, _Inverted, _Inverted, Violation]] = []  # smallest on top
     for group in sorted(groups, key=lambda g: -g.max_size):
         if limit <= 0 or (len(heap) >= limit and group.max_size < heap[0][0]):
             break
         query = (
-            select(ObjectVersion.key, ObjectVersion.version_id, ObjectVersion.size)
+            select(
+                ObjectVersion.key,
+                ObjectVersion.version_id,
+                ObjectVersion.size,
+                noncurrent_version(),
+            )
             .join(Bucket, Bucket.id == ObjectVersion.bucket_id)
             .join(Tenant, Tenant.id == Bucket.tenant_id)
             .where(
-                _current(),
+                holds_bytes(),
                 Bucket.name == group.bucket,
                 Tenant.name == group.tenant,
                 ObjectVersion.data_class == group.data_class,
                 ObjectVersion.subject.is_not_distinct_from(group.subject),
                 _exact_placements(group.placements),
             )
-            .order_by(ObjectVersion.size.desc(), ObjectVersion.key)
+            .order_by(ObjectVersion.size.desc(), ObjectVersion.key, ObjectVersion.version_id)
             .limit(limit)
         )
         shape = group.shape
         reasons = _reasons(group, planner)
-        for key, version, size in await session.execute(query):
+        for key, version, size, noncurrent in await session.execute(query):
             item = Violation(
                 bucket=group.bucket,
                 key=key,
                 version=version,
+                noncurrent=noncurrent,
                 size=int(size),
                 data_class=group.data_class,
                 subject=group.subject,
@@ -288,13 +311,13 @@ async def _largest(
                 source=shape.src,
                 unplaceable=shape.unplaceable is not None,
             )
-            # Keys are unique per bucket, so the item itself is never compared.
-            entry = (int(size), _Inverted(group.bucket), _Inverted(key), item)
+            # Version ids are unique, so the item itself is never compared.
+            entry = (int(size), _Inverted(group.bucket), _Inverted(key), _Inverted(version), item)
             if len(heap) < limit:
                 heapq.heappush(heap, entry)
-            elif entry[:3] > heap[0][:3]:
+            elif entry[:4] > heap[0][:4]:
                 heapq.heapreplace(heap, entry)
-    return [e[3] for e in sorted(heap, key=lambda e: e[:3], reverse=True)]
+    return [e[4] for e in sorted(heap, key=lambda e: e[:4], reverse=True)]
 
 
 class _Inverted(str):
@@ -538,6 +561,8 @@ async def collect_report(
         totals={
             "objects": sum(g.objects for g in groups),
             "bytes": sum(g.bytes for g in groups),
+            "noncurrent_versions": sum(g.noncurrent for g in groups),
+            "noncurrent_bytes": sum(g.noncurrent_bytes for g in groups),
             "stored_bytes": stored_bytes,
             "placed_objects": placed_objects,
             "locations": len(locations),

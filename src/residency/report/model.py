@@ -40,7 +40,9 @@ class LocationUsage:
 
 @dataclass(frozen=True, slots=True)
 class Violation:
-    """One current object the policy does not allow where it is, and the planner's fix."""
+    """One object version (current or noncurrent) the policy does not allow where it is, and
+    the planner's fix. `version` is the internal id; `noncurrent` is S3's version id when the
+    version is not the current one of its key (None when it is)."""
 
     bucket: str
     key: str
@@ -56,6 +58,7 @@ class Violation:
     delete_from: tuple[str, ...] = ()
     source: str | None = None
     unplaceable: bool = False
+    noncurrent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

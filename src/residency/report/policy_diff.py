@@ -1,10 +1,11 @@
 """What a policy change would break, before it is applied: `residency policy diff OLD NEW`.
 
-Every latest object is judged twice, by the planner under the old and under the new policy
-(each narrowed by the object's bucket policy, as everywhere else). An object that is where the
-old policy allows but not where the new one does *breaks*: it is counted with its bytes, where
-it would have to go, what moving it would cost in egress, and which new rules exclude it.
-Objects already out of bounds, or put right by the change, are counted apart.
+Every object version with bytes (current and noncurrent: residency applies to every version;
+delete markers hold none) is judged twice, by the planner under the old and under the new
+policy (each narrowed by the object's bucket policy, as everywhere else). An object that is
+where the old policy allows but not where the new one does *breaks*: it is counted with its
+bytes, where it would have to go, what moving it would cost in egress, and which new rules
+exclude it. Objects already out of bounds, or put right by the change, are counted apart.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from residency.catalog.facts import LocationFacts
 from residency.meta import Database
-from residency.meta.repo.inventory import VersionRow, latest_versions
+from residency.meta.repo.inventory import VersionRow, versions_with_bytes
 from residency.migrate.planner import GIB, Planner, Shape
 from residency.policy import Policy
 
@@ -27,8 +28,9 @@ SAMPLE = 20
 class PolicyDiff:
     old: str
     new: str
-    objects: int = 0
+    objects: int = 0  # object versions with bytes, current and noncurrent
     bytes: int = 0
+    noncurrent: int = 0  # of which noncurrent versions
     breaking: int = 0
     breaking_bytes: int = 0
     unplaceable: int = 0  # breaking objects the new policy allows nowhere
@@ -54,6 +56,7 @@ class PolicyDiff:
             "new": self.new,
             "objects": self.objects,
             "bytes": self.bytes,
+            "noncurrent_versions": self.noncurrent,
             "breaking": {"objects": self.breaking, "bytes": self.breaking_bytes},
             "unplaceable": {"objects": self.unplaceable, "bytes": self.unplaceable_bytes},
             "fixed": {"objects": self.fixed, "bytes": self.fixed_bytes},
@@ -77,7 +80,7 @@ async def diff_policies(
 ) -> PolicyDiff:
     out = PolicyDiff(old.name, new.name)
     before, after = Planner(old, candidates), Planner(new, candidates)
-    async for batch in latest_versions(db, bucket=bucket):
+    async for batch in versions_with_bytes(db, bucket=bucket):
         for row in batch:
             _judge(out, row, before, after)
     return out
@@ -103,6 +106,7 @@ def _in_bounds(planner: Planner, row: VersionRow) -> bool:
 def _judge(out: PolicyDiff, row: VersionRow, old: Planner, new: Planner) -> None:
     out.objects += 1
     out.bytes += row.size
+    out.noncurrent += row.noncurrent is not None
     was, now = _in_bounds(old, row), _in_bounds(new, row)
     if was == now:
         if not now:
@@ -143,6 +147,7 @@ def _judge(out: PolicyDiff, row: VersionRow, old: Planner, new: Planner) -> None
             {
                 "bucket": row.bucket,
                 "key": row.key,
+                "noncurrent": row.noncurrent,
                 "size": row.size,
                 "data_class": row.data_class,
                 "subject": row.subject,

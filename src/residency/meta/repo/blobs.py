@@ -29,6 +29,7 @@ from residency.meta.models import (
     Tenant,
 )
 from residency.meta.repo.chunks import chunks
+from residency.meta.repo.inventory import noncurrent_version
 from residency.meta.types import utcnow
 
 BlobRef = tuple[str, str]
@@ -233,7 +234,9 @@ async def forget_erased(session: AsyncSession, refs: Iterable[BlobRef]) -> set[B
 
 @dataclass(frozen=True, slots=True)
 class PlacedBlob:
-    """A segment blob that a placement says is at a location, with its object's classification."""
+    """A segment blob that a placement says is at a location, with its object version's
+    classification; any version with bytes, current or noncurrent (`noncurrent`: its S3
+    version id, None for the current one)."""
 
     blob_key: str
     segment_id: int
@@ -246,6 +249,7 @@ class PlacedBlob:
     subject: str | None
     subject_count: int | None
     bucket_policy: str | None
+    noncurrent: str | None = None
 
 
 async def placed_blobs(
@@ -269,6 +273,7 @@ async def placed_blobs(
             ObjectVersion.subject,
             ObjectVersion.subject_count,
             Bucket.policy,
+            noncurrent_version(),
         )
         .join(Placement, Placement.object_version_id == Segment.object_version_id)
         .join(ObjectVersion, ObjectVersion.id == Segment.object_version_id)

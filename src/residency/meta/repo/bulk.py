@@ -31,7 +31,7 @@ __all__ = [
     "fill_checksums",
     "fill_segment_etags",
     "latest_keys",
-    "load_latest_versions",
+    "load_versions_with_bytes",
     "set_segment_keys",
 ]
 
@@ -83,7 +83,8 @@ _LOAD_VERSIONS = (
     .join(_BUCKETS, _BUCKETS.c.id == _VERSIONS.c.bucket_id)
     .join(_TENANTS, _TENANTS.c.id == _BUCKETS.c.tenant_id)
     .where(_VERSIONS.c.version_id.in_(bindparam("vids", expanding=True)))
-    .where(_VERSIONS.c.is_latest == true())
+    # Any version with bytes, current or noncurrent; never a delete marker (no bytes to move).
+    .where(_VERSIONS.c.is_delete_marker.is_not(True))
 )
 _LOAD_SEGMENTS = (
     select(
@@ -118,8 +119,8 @@ _VERSION_IDS = select(_VERSIONS.c.version_id, _VERSIONS.c.id).where(
 
 @dataclass(slots=True)
 class LoadedVersion:
-    """A latest version with what a migration step needs: checksums, stored classification,
-    segments (in order) and placements (location -> state)."""
+    """A version with bytes (current or noncurrent) with what a migration step needs:
+    checksums, stored classification, segments (in order) and placements (location -> state)."""
 
     id: int
     bucket_id: int
@@ -160,11 +161,11 @@ _LOADED_FIELDS = (
 """`LoadedVersion`'s fields in `_LOAD_VERSIONS`' column order"""
 
 
-async def load_latest_versions(
+async def load_versions_with_bytes(
     session: AsyncSession, version_ids: Iterable[str]
 ) -> dict[str, LoadedVersion]:
-    """The versions named that are still the latest of their key, by version id; three
-    queries per few hundred versions."""
+    """The versions named that still exist and hold bytes, current or noncurrent (a delete
+    marker never comes back), by version id; three queries per few hundred versions."""
     wanted = sorted(set(version_ids))
     found: dict[str, LoadedVersion] = {}
     for chunk in chunks(wanted):

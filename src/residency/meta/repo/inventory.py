@@ -1,6 +1,12 @@
-"""Every latest object version with what a policy needs to judge it, in bounded batches.
+"""Every object version that holds bytes, with what a policy needs to judge it, in bounded
+batches.
 
-Plan, report and `policy diff` ask the same question of every object: given its stored class,
+Residency applies to every version: a noncurrent version of a versioned bucket keeps its bytes
+(segments, placements) and is placed, planned, moved, verified, scanned and reported by its
+own classification, exactly like the current one. Delete markers hold no bytes and are never
+read here (`holds_bytes`).
+
+Plan, report and `policy diff` ask the same question of every version: given its stored class,
 subject, count, bucket (and the bucket's own policy) and where its bytes are, is that allowed?
 This reads exactly those fields as Core rows (no ORM loading: for a million objects this loop
 is most of the cost), one id range at a time, each batch in its own read transaction.
@@ -13,15 +19,48 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, true
+from sqlalchemy import ColumnElement, case, func, literal, null, select, true
 
 from residency.meta.db import Database
-from residency.meta.models import Bucket, ObjectVersion, Placement, Segment, Tenant
+from residency.meta.models import NULL_VERSION, Bucket, ObjectVersion, Placement, Segment, Tenant
+
+__all__ = [
+    "VersionRow",
+    "describe_version",
+    "holds_bytes",
+    "noncurrent_version",
+    "versions_with_bytes",
+]
+
+
+def holds_bytes() -> ColumnElement[bool]:
+    """Versions with bytes, current or noncurrent: every row but delete markers."""
+    return ObjectVersion.is_delete_marker.is_not(True)
+
+
+def noncurrent_version() -> ColumnElement[str | None]:
+    """S3's version id (`null` or the id) of a noncurrent version; NULL for a current one.
+
+    One column that both says whether a version is noncurrent and names it for the user;
+    a current version (the only kind an unversioned bucket has) never reads further."""
+    return case(
+        (ObjectVersion.is_latest == true(), null()),
+        (ObjectVersion.is_null_version == true(), literal(NULL_VERSION)),
+        else_=ObjectVersion.version_id,
+    )
+
+
+def describe_version(bucket: str, key: str, noncurrent: str | None) -> str:
+    """`bucket/key`, naming the version when it is not the current one:
+    `bucket/report.pdf (noncurrent version 3f2a…)`."""
+    if noncurrent is None:
+        return f"{bucket}/{key}"
+    return f"{bucket}/{key} (noncurrent version {noncurrent})"
 
 
 @dataclass(frozen=True, slots=True)
 class VersionRow:
-    """One latest object version and the locations its bytes are at."""
+    """One object version with bytes (current or noncurrent) and the locations they are at."""
 
     id: int
     bucket: str
@@ -35,12 +74,16 @@ class VersionRow:
     bucket_policy: str | None
     placements: tuple[str, ...]
     segments: int
+    noncurrent: str | None = None
+    """S3's version id when this version is not the current one of its key (`null` for the
+    null version), None when it is current"""
 
 
-async def latest_versions(
+async def versions_with_bytes(
     db: Database, *, bucket: str | None = None, batch_size: int = 20_000
 ) -> AsyncIterator[list[VersionRow]]:
-    """Batches of latest, non-deleted versions (of `bucket`), in id order."""
+    """Batches of every version with bytes (of `bucket`), current and noncurrent, in id order;
+    never a delete marker."""
     after = 0
     while True:
         async with db.session(write=False) as session:
@@ -57,14 +100,11 @@ async def latest_versions(
                     ObjectVersion.subject_count,
                     Tenant.name,
                     Bucket.policy,
+                    noncurrent_version(),
                 )
                 .join(Bucket, Bucket.id == ObjectVersion.bucket_id)
                 .join(Tenant, Tenant.id == Bucket.tenant_id)
-                .where(
-                    ObjectVersion.id > after,
-                    ObjectVersion.is_latest == true(),
-                    ObjectVersion.is_delete_marker.is_not(True),
-                )
+                .where(ObjectVersion.id > after, holds_bytes())
                 .order_by(ObjectVersion.id)
                 .limit(batch_size)
             )
@@ -103,6 +143,7 @@ async def latest_versions(
                 bucket_policy=r[9],
                 placements=tuple(placed.get(r[0], ())),
                 segments=counts[r[0]] or 1,
+                noncurrent=r[10],
             )
             for r in rows
         ]
