@@ -122,6 +122,7 @@ async def put(
     subject: str | None,
     data: bytes,
     at: tuple[str, ...],
+    subject_count: int | None = None,
 ) -> None:
     """One object through the real write path: intents, replicated blob write, commit."""
     async with db.session() as session:
@@ -141,7 +142,7 @@ async def put(
             session,
             b,
             key,
-            VersionAttrs(data_class=data_class, subject=subject),
+            VersionAttrs(data_class=data_class, subject=subject, subject_count=subject_count),
             blob_key=blob,
             size=info.size,
             etag=info.etag,

@@ -64,3 +64,45 @@ async def test_top_n_is_the_largest_violations_in_order(tmp_path: Path) -> None:
     assert under.delete_from == ()
     html = render_html(report)
     assert html.count('<td class="key">') == 7
+
+
+async def test_top_n_never_lists_a_compliant_object_of_a_like_group(tmp_path: Path) -> None:
+    """Two objects alike in class, subject, bucket and placement but not in how many persons
+    they hold: only the one over the bulk threshold violates, and only it is listed."""
+    world = make_world(tmp_path)
+    world.policy.write_text(
+        """\
+name: bulk-only
+rules:
+  - id: bulk-genomic
+    citation: 28 CFR 202.224
+    scope: {data_class: genomic, subject: US, over_subjects: 100}
+    constraints: {deny_vendor_hq: ["@COUNTRIES_OF_CONCERN"]}
+"""
+    )
+    settings = load_settings(world.config)
+    settings.data_dir.mkdir(parents=True)
+    catalog = load_catalog()
+    db = Database(settings.db_url)
+    try:
+        await db.migrate()
+        locations = open_locations(settings, catalog)
+        for key, count, size in (("bulk", 5000, 10), ("few", 3, 99)):
+            await put(
+                db,
+                locations,
+                tenant="t",
+                bucket="labs",
+                key=key,
+                data_class="genomic",
+                subject="US",
+                data=payload(key, size),
+                at=(ALI,),
+                subject_count=count,
+            )
+        facts = [catalog.facts_for(c) for c in settings.locations]
+        report = await collect_report(db, load_policy(world.policy), facts, catalog, top=10)
+    finally:
+        await db.dispose()
+    assert report.violations_total == 1
+    assert [(v.key, v.size) for v in report.violations] == [("bulk", 10)]

@@ -286,6 +286,8 @@ async def _largest(
                 Tenant.name == group.tenant,
                 ObjectVersion.data_class == group.data_class,
                 ObjectVersion.subject.is_not_distinct_from(group.subject),
+                # A bulk threshold can split otherwise alike objects: match the group's count.
+                ObjectVersion.subject_count.is_not_distinct_from(group.subject_count),
                 _exact_placements(group.placements),
             )
             .order_by(ObjectVersion.size.desc(), ObjectVersion.key, ObjectVersion.version_id)
