@@ -69,6 +69,16 @@ def test_addressing(host: str, path: str, expected: tuple[str | None, str]) -> N
         # Sub-resources we do not implement must not fall through to a plain GET/PUT.
         ("GET", "/b", {"policy": ""}, {}, "NotImplemented"),
         ("PUT", "/b", {"acl": ""}, {}, "NotImplemented"),
+        ("PUT", "/b", {"X-Amz-Signature": "0", "X-Amz-Credential": "c"}, {}, "CreateBucket"),
+        (
+            "PUT",
+            "/b",
+            {"AWSAccessKeyId": "k", "Signature": "s", "Expires": "1"},
+            {},
+            "CreateBucket",
+        ),
+        ("DELETE", "/b", {"X-Amz-Signature": "0", "x-id": "DeleteBucket"}, {}, "DeleteBucket"),
+        ("DELETE", "/b", {"cors": ""}, {}, "NotImplemented"),
         ("PUT", "/b/k", {"acl": ""}, {}, "NotImplemented"),
         ("GET", "/b", {"versions": ""}, {}, "ListObjectVersions"),
         ("PUT", "/b", {"versioning": ""}, {}, "PutBucketVersioning"),

@@ -14,6 +14,8 @@ in the log.
 from __future__ import annotations
 
 import asyncio
+import functools
+import ipaddress
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -95,11 +97,25 @@ def _target(resource: Resource) -> str:
     return f"tenant/{resource.name}"
 
 
-def _context(ctx: RequestContext) -> AccessContext:
+@functools.lru_cache(maxsize=4096)
+def _ip(host: str) -> str | None:
+    """`host` as an IP address; None when it is none (a Unix socket's peer, an in-process
+    client): policies on `context.source_ip` then see no address, never a made-up one."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
+def _source_ip(ctx: RequestContext) -> str | None:
     client = ctx.request.client
+    return None if client is None else _ip(client.host)
+
+
+def _context(ctx: RequestContext) -> AccessContext:
     return AccessContext(
         time=datetime.now(UTC),
-        source_ip=client.host if client else None,
+        source_ip=_source_ip(ctx),
         purpose=ctx.headers.get(PURPOSE_HEADER, ""),
     )
 

@@ -163,6 +163,19 @@ def _object_operation(method: str, query: Mapping[str, str], headers: Mapping[st
     return "NotImplemented"
 
 
+_AUTH_PARAMS = frozenset({"awsaccesskeyid", "signature", "expires", "x-id"})
+"""Query parameters of presigned auth (SigV2) and botocore's operation hint: never a
+sub-resource (SigV4's are the `X-Amz-*` ones)."""
+
+
+def _subresources(query: Mapping[str, str]) -> bool:
+    """Whether the query names anything but presigned auth (a presigned CreateBucket or
+    DeleteBucket carries only that)."""
+    return any(
+        not (name.lower().startswith("x-amz-") or name.lower() in _AUTH_PARAMS) for name in query
+    )
+
+
 def _bucket_operation(method: str, query: Mapping[str, str]) -> str:
     if method == "GET":
         if "location" in query:
@@ -183,9 +196,9 @@ def _bucket_operation(method: str, query: Mapping[str, str]) -> str:
     if method == "PUT":
         if "versioning" in query:
             return "PutBucketVersioning"
-        return "NotImplemented" if query else "CreateBucket"
+        return "NotImplemented" if _subresources(query) else "CreateBucket"
     if method == "DELETE":
-        return "NotImplemented" if query else "DeleteBucket"
+        return "NotImplemented" if _subresources(query) else "DeleteBucket"
     if method == "POST" and "delete" in query:
         return "DeleteObjects"
     return "NotImplemented"
