@@ -332,3 +332,27 @@ def test_kill_driver_then_resume(tmp_path: Path, ray_address: str) -> None:
     assert code == 0, out + err
     code, out, err = cli(world, "audit", "verify")
     assert code == 0, out + err
+
+
+def test_an_unloadable_bucket_policy_stops_a_ray_run_up_front(
+    tmp_path: Path, ray_address: str
+) -> None:
+    """As with the local engine: one line naming the bucket and its file, exit 2, nothing
+    moved (not a failure inside a task on some worker)."""
+    world, plan = planned_world(tmp_path)
+    germany = world.root / "germany.yaml"
+    germany.write_text(
+        "name: germany\nrules:\n  - id: de\n    constraints: {allow_countries: [DE]}\n"
+    )
+    code, _, err = cli(world, "bucket", "policy", "tiktok", str(germany))
+    assert code == 0, err
+    germany.unlink()
+    code, out, err = cli(
+        world, "migrate", str(plan), "--engine", "ray", "--ray-address", ray_address
+    )
+    assert code == 2, out + err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: bucket tiktok: its policy "), lines[0]
+    assert "Traceback" not in err
+    assert all(where == [SRC] for where in placements(world).values())  # nothing moved

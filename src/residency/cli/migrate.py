@@ -439,6 +439,8 @@ async def _migrate_on_ray(
     json_out: bool,
 ) -> tuple[Any, Any, Any]:
     """The plan's shards as Ray tasks; the same progress, result and exit code as local."""
+    from residency.migrate.decide import check_bucket_policies
+    from residency.migrate.journal import bucket_policies
     from residency.migrate.ray_engine import RayEngineError, RayMigration
 
     try:
@@ -446,6 +448,10 @@ async def _migrate_on_ray(
             settings, options, policy=policy, address=address, tasks=tasks
         ) as ray_run:
             header, before = await ray_run.prepare(db, plan)
+            # As for the local engine: an unloadable bucket policy stops the run up front,
+            # not inside a task on some worker.
+            for run_id in ray_run.run_ids:
+                check_bucket_policies(policy, await bucket_policies(db, run_id))
             reporter = _Reporter(json_out, before)
             with reporter:
                 result = await ray_run.run(lambda outcome, n: reporter.update(None, outcome, n))
