@@ -29,6 +29,8 @@ log = logging.getLogger("residency.gateway")
 class SegmentRef:
     blob_key: str
     size: int
+    checksum: str | None = None
+    """A multipart object's part checksum (`Segment.checksum`), for `?partNumber=N` reads."""
 
 
 def unavailable(key: str, tried: Sequence[str]) -> S3Error:

@@ -365,8 +365,6 @@ class ReadTarget:
     segments: list[SegmentRef]
     locations: list[str]
     version_headers: dict[str, str]
-    part_checksums: tuple[str | None, ...] = ()
-    """A multipart object's part checksums in segment order (`Segment.checksum`)."""
 
 
 async def find_object(
@@ -408,10 +406,9 @@ async def read_target(
     )
     if found.version is None:
         raise not_found(found, key, version_id)
-    segments = [SegmentRef(s.blob_key, s.size) for s in found.segments]
-    part_checksums = tuple(s.checksum for s in found.segments)
+    segments = [SegmentRef(s.blob_key, s.size, s.checksum) for s in found.segments]
     shown = version_headers(found.bucket, found.version)
-    return ReadTarget(ref, found.version, segments, locations, shown, part_checksums)
+    return ReadTarget(ref, found.version, segments, locations, shown)
 
 
 async def _get_or_head(ctx: RequestContext, *, with_body: bool) -> Response:
@@ -514,8 +511,8 @@ def part_checksum_headers(target: ReadTarget, number: int) -> dict[str, str]:
     if not (version.checksum_algorithm and version.checksum):
         return {}
     if version.part_count and version.checksum_type == COMPOSITE:
-        checksums = target.part_checksums
-        found = checksums[number - 1] if number <= len(checksums) else None
+        segments = target.segments
+        found = segments[number - 1].checksum if number <= len(segments) else None
         if not found:  # a part written before part checksums were kept
             return {}
         return {
