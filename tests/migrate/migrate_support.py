@@ -4,6 +4,7 @@ user data, US targets) and a way to run the real CLI."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,16 @@ def adopt_and_plan(world: World, source: str = SRC) -> Path:
     r = run_cli("plan", "-o", str(plan), *world.args(), cwd=world.root)
     assert r.code == 0, r.stderr
     return plan
+
+
+def audit_details(world: World, step: str) -> list[tuple[str, dict[str, Any]]]:
+    """(target, detail) of every `migration_step` audit entry of `step` (e.g. `erased`)."""
+    con = sqlite3.connect(world.root / "data" / "residency.db")
+    try:
+        rows = con.execute(
+            "select target, detail from audit_entries where kind = 'migration_step'"
+        ).fetchall()
+    finally:
+        con.close()
+    found = [(t, json.loads(d)) for t, d in rows]
+    return [(t, d) for t, d in found if d.get("step") == step]

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import sqlite3
 
-from migrate_support import AWS, ORACLE, SRC, World, payload, placed, run_cli
+from migrate_support import AWS, ORACLE, SRC, World, audit_details, payload, placed, run_cli
 
 from residency.meta.ids import fresh_blob_key
 
@@ -31,18 +31,6 @@ def migrated_world(world: World) -> None:
     assert cli(world, "plan", "-o", str(plan))[0] == 0
     code, _, err = cli(world, "migrate", str(plan), "--json")
     assert code == 0, err
-
-
-def audit_details(world: World, step: str) -> list[tuple[str, dict[str, object]]]:
-    con = sqlite3.connect(world.root / "data" / "residency.db")
-    try:
-        rows = con.execute(
-            "select target, detail from audit_entries where kind = 'migration_step'"
-        ).fetchall()
-    finally:
-        con.close()
-    found = [(t, json.loads(d)) for t, d in rows]
-    return [(t, d) for t, d in found if d.get("step") == step]
 
 
 def test_sweep_erases_what_had_to_leave_at_once_and_orphans_after_grace(world: World) -> None:

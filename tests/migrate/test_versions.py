@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from migrate_support import AWS, ORACLE, SRC, World, json_lines, run_cli
+from migrate_support import AWS, ORACLE, SRC, World, audit_details, json_lines, run_cli
 
 from residency.catalog import load_catalog
 from residency.config import load_settings
@@ -174,18 +174,6 @@ def latest(world: World, version_id: str) -> bool:
     finally:
         con.close()
     return bool(row[0])
-
-
-def audit_details(world: World, step: str) -> list[tuple[str, dict[str, Any]]]:
-    con = sqlite3.connect(world.root / "data" / "residency.db")
-    try:
-        rows = con.execute(
-            "select target, detail from audit_entries where kind = 'migration_step'"
-        ).fetchall()
-    finally:
-        con.close()
-    found = [(t, json.loads(d)) for t, d in rows]
-    return [(t, d) for t, d in found if d.get("step") == step]
 
 
 def test_every_version_with_bytes_is_planned_moved_verified_scanned_and_reported(
