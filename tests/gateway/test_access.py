@@ -190,6 +190,35 @@ def test_batch_delete_refuses_only_the_forbidden_keys(access: AccessServer, buck
     assert code_of(exc)[:2] == (403, "AccessDenied")
 
 
+def test_versioned_batch_delete_refuses_only_the_forbidden_versions(
+    access: AccessServer, bucket: str
+) -> None:
+    """The same Cedar rules judge each entry of a versioned batch on the version it names."""
+    owner = access.gw.s3()
+    owner.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    kept = owner.put_object(Bucket=bucket, Key="archive/2024.csv", Body=b"a")["VersionId"]
+    scratch = owner.put_object(Bucket=bucket, Key="tmp/scratch.csv", Body=b"x")["VersionId"]
+    intern = access.principal("intern-3", "--role", "intern")
+    result = intern.delete_objects(
+        Bucket=bucket,
+        Delete={
+            "Objects": [
+                {"Key": "archive/2024.csv", "VersionId": kept},
+                {"Key": "tmp/scratch.csv", "VersionId": scratch},
+            ]
+        },
+    )
+    assert [(d["Key"], d["VersionId"]) for d in result["Deleted"]] == [("tmp/scratch.csv", scratch)]
+    errors = result["Errors"]
+    assert [(e["Key"], e["Code"], e["VersionId"]) for e in errors] == [
+        ("archive/2024.csv", "AccessDenied", kept)
+    ]
+    assert "interns-keep-archive" in errors[0]["Message"]
+    versions = owner.list_object_versions(Bucket=bucket)["Versions"]
+    assert [(v["Key"], v["VersionId"]) for v in versions] == [("archive/2024.csv", kept)]
+    assert access.audit("access_denied", f"s3://{bucket}/archive/2024.csv")
+
+
 def test_context_purpose_is_evaluated(access: AccessServer, bucket: str) -> None:
     s3 = access.gw.s3()
     s3.put_object(Bucket=bucket, Key="reports/q3.pdf", Body=b"numbers")

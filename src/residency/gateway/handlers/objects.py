@@ -575,27 +575,43 @@ async def delete_object_handler(ctx: RequestContext) -> Response:
     version_id = requested_version(ctx.query)
     async with ctx.gw.db.session() as session:
         bucket = await authorize.object_bucket(session, ctx)
-        version, locations = await _facts(session, bucket, ctx.key, version_id)
+        target = await _target(session, bucket, ctx.key, version_id)
         await authorize.check_object(
-            ctx, bucket, ctx.key, version, locations=locations, session=session
+            ctx, bucket, ctx.key, target.version, locations=target.locations, session=session
         )
         done = await _delete_one(ctx, bucket, ctx.key, version_id, session)
     return empty_response(204, headers=_delete_headers(done))
 
 
-async def _facts(
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """The row a delete addresses (`pk` None: nothing) and, for an access decision, the
+    version with bytes it is (None for nothing or a delete marker) and its locations."""
+
+    pk: int | None
+    version: ObjectVersion | None
+    locations: tuple[str, ...]
+
+
+async def _addressed(
     session: AsyncSession, bucket: Bucket, key: str, version_id: str | None
-) -> tuple[ObjectVersion | None, list[str]]:
-    """The version a request addresses (the current one without `version_id`) and its
-    locations, for an access decision: (None, []) for no version or a delete marker."""
+) -> ObjectVersion | None:
+    """The current version of `key` (or marker), or the one `version_id` names."""
     if version_id is None:
-        version = await find_latest(session, bucket, key)
-    else:
-        version = await find_version(session, bucket, key, version_id)
-    if version is None or version.is_delete_marker:
-        return None, []
-    _, placements = await version_blobs(session, version)
-    return version, [p.location for p in placements]
+        return await find_latest(session, bucket, key)
+    return await find_version(session, bucket, key, version_id)
+
+
+async def _target(
+    session: AsyncSession, bucket: Bucket, key: str, version_id: str | None
+) -> _Target:
+    row = await _addressed(session, bucket, key, version_id)
+    if row is None:
+        return _Target(None, None, ())
+    if row.is_delete_marker:
+        return _Target(row.id, None, ())
+    _, placements = await version_blobs(session, row)
+    return _Target(row.id, row, tuple(p.location for p in placements))
 
 
 def _require_integrity_header(ctx: RequestContext) -> None:
@@ -652,7 +668,7 @@ async def delete_objects(ctx: RequestContext) -> Response:
         )
         current = {} if by_version else await latest_versions(session, bucket.id, keys)
     if by_version:
-        done = await ctx.gw.db.write(_delete_versions, ctx, wanted) if wanted else []
+        done = await _delete_versions(ctx, wanted) if wanted else []
         failed += [d for d in done if isinstance(d, DeleteError)]
         kept = [d for d in done if isinstance(d, Deleted)]
         return xml_response(delete_result(kept, failed, quiet=request.quiet))
@@ -673,23 +689,52 @@ async def delete_objects(ctx: RequestContext) -> Response:
 
 
 async def _delete_versions(
-    session: AsyncSession, ctx: RequestContext, wanted: list[ObjectIdentifier]
+    ctx: RequestContext, wanted: list[ObjectIdentifier]
 ) -> list[Deleted | DeleteError]:
     """DeleteObjects in a bucket with versioning, or naming versions: each entry deletes the
-    version it names or adds a delete marker, decided and done in one transaction (the
-    versions an entry addresses are only known under the keys' locks)."""
+    version it names or adds a delete marker. As for plain batches, Cedar decides every entry
+    on what it addresses before the write lock; the write then re-decides only the entries
+    whose addressed row changed meanwhile."""
+    async with ctx.gw.db.session(write=False) as session:
+        bucket = await authorize.object_bucket(session, ctx)
+        targets = [await _target(session, bucket, o.key, o.version_id) for o in wanted]
+    refs = await authorize.object_refs(
+        ctx, bucket, [(o.key, t.version, t.locations) for o, t in zip(wanted, targets, strict=True)]
+    )
+    decisions = await authorize.decide_deletes(ctx, refs)
+    decided = list(zip(targets, refs, decisions, strict=True))
+    return await ctx.gw.db.write(_delete_decided_versions, ctx, wanted, decided)
+
+
+async def _delete_decided_versions(
+    session: AsyncSession,
+    ctx: RequestContext,
+    wanted: list[ObjectIdentifier],
+    decided: list[tuple[_Target, ObjectRef, AccessDecision | None]],
+) -> list[Deleted | DeleteError]:
     bucket = await authorize.object_bucket(session, ctx)
     await lock_keys(session, bucket.id, [obj.key for obj in wanted])
-    facts = [(obj.key, *await _facts(session, bucket, obj.key, obj.version_id)) for obj in wanted]
-    refs = await authorize.object_refs(
-        ctx, bucket, [(key, version, tuple(locs)) for key, version, locs in facts], session=session
-    )
-    decisions = await authorize.decide_deletes(ctx, refs, session=session)
+    decisions = [(ref, decision) for _, ref, decision in decided]
+    changed: list[tuple[int, _Target]] = []
+    for i, (obj, (before, _, _)) in enumerate(zip(wanted, decided, strict=True)):
+        row = await _addressed(session, bucket, obj.key, obj.version_id)
+        if (row.id if row is not None else None) != before.pk:
+            changed.append((i, await _target(session, bucket, obj.key, obj.version_id)))
+    if changed:  # written or deleted since the decision: decide again on what is there now
+        refs = await authorize.object_refs(
+            ctx,
+            bucket,
+            [(wanted[i].key, now.version, now.locations) for i, now in changed],
+            session=session,
+        )
+        again = await authorize.decide_deletes(ctx, refs, session=session, whole_request=False)
+        for (i, _), ref, decision in zip(changed, refs, again, strict=True):
+            decisions[i] = (ref, decision)
     await authorize.audit_refused_deletes(
-        session, ctx, [(ref, d) for ref, d in zip(refs, decisions, strict=True) if d is not None]
+        session, ctx, [(ref, d) for ref, d in decisions if d is not None]
     )
     done: list[Deleted | DeleteError] = []
-    for obj, decision in zip(wanted, decisions, strict=True):
+    for obj, (_, decision) in zip(wanted, decisions, strict=True):
         if decision is not None:
             done.append(DeleteError(obj.key, "AccessDenied", decision.message, obj.version_id))
         else:
