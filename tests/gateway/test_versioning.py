@@ -4,6 +4,7 @@ by its own classification, and what a version's copy may do is decided again).""
 
 from __future__ import annotations
 
+import json
 import uuid
 import xml.etree.ElementTree as ET
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import botocore.exceptions
 import httpx
 import pytest
-from gwserver import Gateway
+from gwserver import Gateway, run_residency
 
 NO_SUCH = "0" * 32  # well-formed, names nothing
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -380,3 +381,30 @@ def test_another_tenant_cannot_reach_a_version(gateway: Gateway) -> None:
             call(Bucket=bucket, Key="k", VersionId=old)
         assert _error(exc)[0] == 403
     assert s3.get_object(Bucket=bucket, Key="k", VersionId=old)["Body"].read() == b"secret"
+
+
+def test_a_versioned_batch_delete_is_one_audit_entry(gateway: Gateway) -> None:
+    s3 = gateway.s3()
+    bucket = _bucket(s3)
+    ids = {k: s3.put_object(Bucket=bucket, Key=k, Body=b"x")["VersionId"] for k in ("a", "b")}
+    s3.delete_objects(
+        Bucket=bucket,
+        Delete={"Objects": [{"Key": "a"}, {"Key": "b", "VersionId": ids["b"]}]},
+    )
+    exported = run_residency(
+        "audit", "export", "--kind", "delete", "--config", str(gateway.config), cwd=gateway.data_dir
+    )
+    assert exported.returncode == 0, exported.stderr
+    entries = [
+        json.loads(line)
+        for line in exported.stdout.splitlines()
+        if json.loads(line)["target"].startswith(f"s3://{bucket}")
+    ]
+    assert len(entries) == 1
+    detail = entries[0]["detail"]
+    assert detail["action"] == "delete_objects"
+    by_key = {d["key"]: d for d in detail["deleted"]}
+    assert "delete_marker" in by_key["a"]  # a marker was added, no bytes removed
+    assert "version_id" not in by_key["a"]
+    assert by_key["b"]["s3_version_id"] == ids["b"]
+    assert by_key["b"]["version_id"] == ids["b"]  # that version's bytes were removed

@@ -533,33 +533,37 @@ async def head_object(ctx: RequestContext) -> Response:
     return await _get_or_head(ctx, with_body=False)
 
 
-async def _delete_one(
-    ctx: RequestContext, bucket: Bucket, key: str, version_id: str | None, session: AsyncSession
-) -> Deleted:
+async def _remove(
+    bucket: Bucket, key: str, version_id: str | None, session: AsyncSession
+) -> tuple[Deleted, dict[str, Any] | None]:
     """Delete the current version (versioning off), add a delete marker (versioning on), or
-    delete the version named; audited in the same transaction."""
-    detail: dict[str, Any]
+    delete the version named. Returns the answer and what the audit entry must say (None
+    when nothing changed)."""
+    detail: dict[str, Any] = {"key": key}
     if version_id is None:
         deletion = await delete_object(session, bucket, key)
         removed, marker = deletion.removed, deletion.marker
-        detail = {"action": "delete_object"}
         done = Deleted(key)
         if marker is not None:
             detail["delete_marker"] = marker.version_id
             done = Deleted(key, delete_marker=True, delete_marker_version_id=marker.s3_version_id)
     else:
         removed, marker = await delete_version(session, bucket, key, version_id), None
-        detail = {"action": "delete_version", "s3_version_id": version_id}
+        detail["s3_version_id"] = version_id
         done = Deleted(key, version_id, removed is not None and removed.is_delete_marker)
     if removed is not None:
         detail["version_id"] = removed.version_id
-    if removed is not None or marker is not None:
-        await ctx.audit(
-            session,
-            DELETE,
-            f"s3://{bucket.name}/{key}",
-            detail,
-        )
+    return done, detail if removed is not None or marker is not None else None
+
+
+async def _delete_one(
+    ctx: RequestContext, bucket: Bucket, key: str, version_id: str | None, session: AsyncSession
+) -> Deleted:
+    """`_remove`, audited in the same transaction."""
+    done, detail = await _remove(bucket, key, version_id, session)
+    if detail is not None:
+        action = "delete_object" if version_id is None else "delete_version"
+        await ctx.audit(session, DELETE, f"s3://{bucket.name}/{key}", {"action": action, **detail})
     return done
 
 
@@ -734,11 +738,19 @@ async def _delete_decided_versions(
         session, ctx, [(ref, d) for ref, d in decisions if d is not None]
     )
     done: list[Deleted | DeleteError] = []
+    changes: list[dict[str, Any]] = []
     for obj, (_, decision) in zip(wanted, decisions, strict=True):
         if decision is not None:
             done.append(DeleteError(obj.key, "AccessDenied", decision.message, obj.version_id))
-        else:
-            done.append(await _delete_one(ctx, bucket, obj.key, obj.version_id, session))
+            continue
+        deleted, detail = await _remove(bucket, obj.key, obj.version_id, session)
+        done.append(deleted)
+        if detail is not None:
+            changes.append(detail)
+    if changes:  # one entry for the batch, as for plain batches
+        await ctx.audit(
+            session, DELETE, f"s3://{bucket.name}", {"action": "delete_objects", "deleted": changes}
+        )
     return done
 
 
