@@ -27,7 +27,7 @@ from residency.meta.errors import (
 from residency.meta.ids import new_upload_id
 from residency.meta.models import Bucket, MultipartPart, MultipartUpload, Principal, Tenant
 from residency.meta.repo.blobs import add_garbage, remove_intents
-from residency.meta.repo.keyspace import SEEK_BATCH, common_prefix, prefix_end
+from residency.meta.repo.keyspace import common_prefix, prefix_end, rolled_up
 from residency.meta.specs import (
     Checksums,
     ObjectChecksum,
@@ -273,41 +273,34 @@ async def list_uploads(
     position = await _upload_start(session, bucket, prefix, delimiter, key_marker, upload_id_marker)
     if position is None:
         return UploadListing(uploads, False, None, None, prefixes)
-    batch = SEEK_BATCH if delimiter else max_uploads + 1
-    last: MultipartUpload | str | None = None
-    while True:
-        rows = (
+
+    async def fetch(position: ColumnElement[bool], n: int) -> Sequence[MultipartUpload]:
+        return (
             await session.scalars(
                 select(MultipartUpload)
                 .where(*scope, position)
                 .order_by(MultipartUpload.key, MultipartUpload.initiated, MultipartUpload.id)
-                .limit(batch)
+                .limit(n)
             )
         ).all()
-        seeked = False
-        for row in rows:
-            if len(uploads) + len(prefixes) == max_uploads:
-                key = last if isinstance(last, str) else last.key if last else None
-                upload_id = last.upload_id if isinstance(last, MultipartUpload) else None
-                return UploadListing(uploads, True, key, upload_id, prefixes)
-            cp = common_prefix(row.key, prefix, delimiter)
-            if cp is None:
-                uploads.append(row)
-                last, position = row, _after(row)
-                continue
-            prefixes.append(cp)
-            last = cp
-            nxt = prefix_end(cp)
-            if nxt is None:
-                return UploadListing(uploads, False, None, None, prefixes)
-            position, seeked = MultipartUpload.key >= nxt, True
-            break
-        if seeked:
-            batch = SEEK_BATCH
-        elif len(rows) < batch:
-            return UploadListing(uploads, False, None, None, prefixes)
-        else:
-            batch = min(batch * 2, MAX_LISTED + 1)
+
+    page = await rolled_up(
+        fetch,
+        start=position,
+        after=_after,
+        from_key=lambda k: MultipartUpload.key >= k,
+        key=lambda row: row.key,
+        prefix=prefix,
+        delimiter=delimiter,
+        limit=max_uploads,
+        most=MAX_LISTED,
+    )
+    if not page.truncated:
+        return UploadListing(page.rows, False, None, None, page.prefixes)
+    last = page.last
+    key = last if isinstance(last, str) else last.key if last else None
+    upload_id = last.upload_id if isinstance(last, MultipartUpload) else None
+    return UploadListing(page.rows, True, key, upload_id, page.prefixes)
 
 
 def _after(row: MultipartUpload) -> ColumnElement[bool]:

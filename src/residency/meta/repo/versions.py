@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from residency.meta.errors import InvalidArgument
 from residency.meta.models import NULL_VERSION, Bucket, ObjectVersion, Placement, Segment
-from residency.meta.repo.keyspace import SEEK_BATCH, common_prefix, prefix_end
+from residency.meta.repo.keyspace import common_prefix, prefix_end, rolled_up
 from residency.meta.repo.objects import MAX_KEYS, ObjectLookup
 
 __all__ = [
@@ -133,53 +133,37 @@ async def list_versions(
     if max_keys == 0 or cursor is None:
         return empty
     upper = prefix_end(prefix)
-    versions: list[ObjectVersion] = []
-    prefixes: list[str] = []
-    last: ObjectVersion | str | None = None
-    truncated = False
-    batch = SEEK_BATCH if delimiter else max_keys + 1
-    while True:
-        where: list[ColumnElement[bool]] = [
-            ObjectVersion.bucket_id == bucket.id,
-            cursor.condition(),
-        ]
+
+    async def fetch(position: _Cursor, n: int) -> Sequence[ObjectVersion]:
+        where = [ObjectVersion.bucket_id == bucket.id, position.condition()]
         if upper is not None:
             where.append(ObjectVersion.key < upper)
-        rows = (
+        return (
             await session.scalars(
                 select(ObjectVersion)
                 .where(*where)
                 .order_by(ObjectVersion.key, ObjectVersion.id.desc())
-                .limit(batch)
+                .limit(n)
             )
         ).all()
-        seeked = False
-        for row in rows:
-            if len(versions) + len(prefixes) == max_keys:
-                truncated = True
-                break
-            cp = common_prefix(row.key, prefix, delimiter)
-            if cp is None:
-                versions.append(row)
-                last, cursor = row, _Cursor(row.key, below=row.id)
-                continue
-            prefixes.append(cp)
-            last = cp
-            nxt = prefix_end(cp)
-            if nxt is None:
-                rows = []  # nothing sorts after this prefix: the listing is complete
-            else:
-                cursor, seeked = _Cursor(nxt, inclusive=True), True
-            break
-        if truncated or (not seeked and len(rows) < batch):
-            break
-        batch = SEEK_BATCH if seeked else min(batch * 2, MAX_KEYS + 1)
-    if not truncated:
-        return VersionListing(versions, prefixes, False, None, None)
+
+    page = await rolled_up(
+        fetch,
+        start=cursor,
+        after=lambda row: _Cursor(row.key, below=row.id),
+        from_key=lambda k: _Cursor(k, inclusive=True),
+        key=lambda row: row.key,
+        prefix=prefix,
+        delimiter=delimiter,
+        limit=max_keys,
+        most=MAX_KEYS,
+    )
+    last = page.last
+    if not page.truncated or last is None:
+        return VersionListing(page.rows, page.prefixes, False, None, None)
     if isinstance(last, str):
-        return VersionListing(versions, prefixes, True, last, None)
-    assert last is not None
-    return VersionListing(versions, prefixes, True, last.key, last.s3_version_id)
+        return VersionListing(page.rows, page.prefixes, True, last, None)
+    return VersionListing(page.rows, page.prefixes, True, last.key, last.s3_version_id)
 
 
 async def _start(
