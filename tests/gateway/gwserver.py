@@ -203,6 +203,16 @@ class Gateway:
     def server_log(self) -> str:
         return self.server.stderr.read_text()
 
+    def audit_entries(self, kind: str, target_prefix: str) -> list[dict[str, Any]]:
+        """The audit log's entries of `kind` whose target starts with `target_prefix`, as
+        `residency audit export` gives them."""
+        exported = run_residency(
+            "audit", "export", "--kind", kind, "--config", str(self.config), cwd=self.data_dir
+        )
+        assert exported.returncode == 0, exported.stderr
+        entries = [json.loads(line) for line in exported.stdout.splitlines()]
+        return [e for e in entries if e["target"].startswith(target_prefix)]
+
     def blob_files(self) -> dict[str, list[Path]]:
         """Every blob file in every fs location (what is really on "disk" per cloud)."""
         return {

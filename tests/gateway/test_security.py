@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
 import socket
 import time
@@ -32,7 +31,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
-from gwserver import REGION, Gateway, create_key, run_residency, start_server, write_config
+from gwserver import REGION, Gateway, create_key, start_server, write_config
 
 from residency.gateway.xml import ObjectEntry, list_objects_v1, list_objects_v2
 
@@ -482,15 +481,7 @@ def test_delete_objects_of_1000_keys_is_one_audit_entry(gateway: Gateway) -> Non
     assert len(result["Deleted"]) == 1000
     assert not result.get("Errors")
     assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
-    exported = run_residency(
-        "audit", "export", "--kind", "delete", "--config", str(gateway.config), cwd=gateway.data_dir
-    )
-    assert exported.returncode == 0, exported.stderr
-    entries = [
-        json.loads(line)
-        for line in exported.stdout.splitlines()
-        if json.loads(line)["target"].startswith(f"s3://{bucket}")
-    ]
+    entries = gateway.audit_entries("delete", f"s3://{bucket}")
     assert len(entries) == 1
     assert entries[0]["detail"]["action"] == "delete_objects"
     assert sorted(d["key"] for d in entries[0]["detail"]["deleted"]) == keys

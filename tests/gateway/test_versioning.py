@@ -4,7 +4,6 @@ by its own classification, and what a version's copy may do is decided again).""
 
 from __future__ import annotations
 
-import json
 import uuid
 import xml.etree.ElementTree as ET
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import botocore.exceptions
 import httpx
 import pytest
-from gwserver import Gateway, run_residency
+from gwserver import Gateway
 
 NO_SUCH = "0" * 32  # well-formed, names nothing
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -391,15 +390,7 @@ def test_a_versioned_batch_delete_is_one_audit_entry(gateway: Gateway) -> None:
         Bucket=bucket,
         Delete={"Objects": [{"Key": "a"}, {"Key": "b", "VersionId": ids["b"]}]},
     )
-    exported = run_residency(
-        "audit", "export", "--kind", "delete", "--config", str(gateway.config), cwd=gateway.data_dir
-    )
-    assert exported.returncode == 0, exported.stderr
-    entries = [
-        json.loads(line)
-        for line in exported.stdout.splitlines()
-        if json.loads(line)["target"].startswith(f"s3://{bucket}")
-    ]
+    entries = gateway.audit_entries("delete", f"s3://{bucket}")
     assert len(entries) == 1
     detail = entries[0]["detail"]
     assert detail["action"] == "delete_objects"
