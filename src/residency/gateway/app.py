@@ -35,7 +35,6 @@ from residency.gateway.handlers.common import from_meta
 from residency.gateway.routing import Route, route
 from residency.gateway.state import Gateway
 from residency.gateway.telemetry import Telemetry
-from residency.gateway.versions import check_version_param
 from residency.gateway.xml import error_document
 from residency.meta.db import is_contention
 from residency.meta.errors import MetaError
@@ -109,7 +108,6 @@ async def _dispatch(request: Request) -> Response:
         request.scope.setdefault("state", {})["operation"] = r.operation
         identity, verified = await authenticate(gw, request, parts)
         refuse_encryption(r.operation, request.headers.keys())
-        check_version_param(r, query)
         ctx = RequestContext(gw, request, r, request_id, identity, verified, query)
         handler = HANDLERS.get(r.operation)
         if handler is None:

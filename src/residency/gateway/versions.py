@@ -13,30 +13,16 @@ from collections.abc import Mapping
 
 from residency.gateway import errors
 from residency.gateway.http import http_date
-from residency.gateway.routing import Route
 from residency.meta.models import NULL_VERSION, Bucket, ObjectVersion
 from residency.meta.repo.versions import is_version_id
 
 __all__ = [
     "NULL_VERSION",
     "check_version_id",
-    "check_version_param",
     "delete_marker_error",
     "requested_version",
     "version_headers",
 ]
-
-_TAKES_VERSION_ID = frozenset(
-    {
-        "GetObject",
-        "HeadObject",
-        "DeleteObject",
-        "GetObjectAttributes",
-        "GetObjectTagging",
-        "PutObjectTagging",
-        "DeleteObjectTagging",
-    }
-)
 
 
 def check_version_id(version_id: str) -> str:
@@ -51,16 +37,9 @@ def check_version_id(version_id: str) -> str:
     return version_id
 
 
-def check_version_param(route: Route, query: Mapping[str, str]) -> None:
-    """At the edge, before any handler: a malformed `versionId` on an operation that takes
-    one is InvalidArgument (the handler then reads it with `requested_version`)."""
-    version_id = query.get("versionId")
-    if version_id is not None and route.operation in _TAKES_VERSION_ID:
-        check_version_id(version_id)
-
-
 def requested_version(query: Mapping[str, str]) -> str | None:
-    """The `versionId` a request names (validated), or None for the current version."""
+    """The `versionId` a request names (validated: every handler that takes one reads it
+    here before anything else), or None for the current version."""
     version_id = query.get("versionId")
     return None if version_id is None else check_version_id(version_id)
 

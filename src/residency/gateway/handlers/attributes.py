@@ -46,10 +46,10 @@ def _number(ctx: RequestContext, header: str, default: int) -> int:
 
 
 async def get_object_attributes(ctx: RequestContext) -> Response:
+    version_id = requested_version(ctx.query)
     wanted = _wanted(ctx)
     max_parts = min(_number(ctx, "x-amz-max-parts", MAX_PARTS), MAX_PARTS)
     marker = _number(ctx, "x-amz-part-number-marker", 0)
-    version_id = requested_version(ctx.query)
     found = await find_object(ctx, ctx.bucket, ctx.key, version_id)
     locations = [p.location for p in found.placements]
     await authorize.check_object(ctx, found.bucket, ctx.key, found.version, locations=locations)

@@ -69,13 +69,12 @@ from residency.meta.models import Bucket, ObjectVersion
 from residency.meta.repo.buckets import load_bucket, lookup_bucket
 from residency.meta.repo.objects import (
     ObjectLookup,
-    find_latest,
     load_bucket_and_latest,
     load_object,
     lookup_object,
     version_blobs,
 )
-from residency.meta.repo.versions import find_version, is_version_id, load_object_version
+from residency.meta.repo.versions import find_addressed, is_version_id, load_object_version
 from residency.meta.specs import Checksums, ObjectChecksum, VersionAttrs, check_object_key
 from residency.meta.writes import commit_version, delete_object, delete_version
 
@@ -597,19 +596,10 @@ class _Target:
     locations: tuple[str, ...]
 
 
-async def _addressed(
-    session: AsyncSession, bucket: Bucket, key: str, version_id: str | None
-) -> ObjectVersion | None:
-    """The current version of `key` (or marker), or the one `version_id` names."""
-    if version_id is None:
-        return await find_latest(session, bucket, key)
-    return await find_version(session, bucket, key, version_id)
-
-
 async def _target(
     session: AsyncSession, bucket: Bucket, key: str, version_id: str | None
 ) -> _Target:
-    row = await _addressed(session, bucket, key, version_id)
+    row = await find_addressed(session, bucket, key, version_id)
     if row is None:
         return _Target(None, None, ())
     if row.is_delete_marker:
@@ -721,7 +711,7 @@ async def _delete_decided_versions(
     decisions = [(ref, decision) for _, ref, decision in decided]
     changed: list[tuple[int, _Target]] = []
     for i, (obj, (before, _, _)) in enumerate(zip(wanted, decided, strict=True)):
-        row = await _addressed(session, bucket, obj.key, obj.version_id)
+        row = await find_addressed(session, bucket, obj.key, obj.version_id)
         if (row.id if row is not None else None) != before.pk:
             changed.append((i, await _target(session, bucket, obj.key, obj.version_id)))
     if changed:  # written or deleted since the decision: decide again on what is there now

@@ -13,8 +13,8 @@ from residency.gateway.versions import delete_marker_error, requested_version, v
 from residency.gateway.writes import CLASS_KEY, COUNT_KEY, SUBJECT_KEY
 from residency.gateway.xml import parse_tagging, read_body, tagging
 from residency.meta.models import Bucket, ObjectVersion
-from residency.meta.repo.objects import find_latest, tag_version
-from residency.meta.repo.versions import find_version
+from residency.meta.repo.objects import tag_version
+from residency.meta.repo.versions import find_addressed
 
 
 def _refuse_reclassification(version: ObjectVersion, tags: dict[str, str]) -> None:
@@ -34,15 +34,13 @@ def _refuse_reclassification(version: ObjectVersion, tags: dict[str, str]) -> No
             )
 
 
-async def _tagged(session: AsyncSession, ctx: RequestContext) -> tuple[Bucket, ObjectVersion]:
+async def _tagged(
+    session: AsyncSession, ctx: RequestContext, version_id: str | None
+) -> tuple[Bucket, ObjectVersion]:
     """The version whose tags the request is about (`?versionId=`, else the current one), if
     the caller may manage them."""
-    version_id = requested_version(ctx.query)
     bucket = await authorize.object_bucket(session, ctx)
-    if version_id is None:
-        version = await find_latest(session, bucket, ctx.key)
-    else:
-        version = await find_version(session, bucket, ctx.key, version_id)
+    version = await find_addressed(session, bucket, ctx.key, version_id)
     live = None if version is None or version.is_delete_marker else version
     await authorize.check_object(ctx, bucket, ctx.key, live, session=session)
     if version is not None and version.is_delete_marker:
@@ -55,15 +53,17 @@ async def _tagged(session: AsyncSession, ctx: RequestContext) -> tuple[Bucket, O
 
 
 async def get_object_tagging(ctx: RequestContext) -> Response:
+    version_id = requested_version(ctx.query)
     async with ctx.gw.db.session(write=False) as session:
-        bucket, version = await _tagged(session, ctx)
+        bucket, version = await _tagged(session, ctx, version_id)
         return xml_response(tagging(version.tags), headers=version_headers(bucket, version))
 
 
 async def put_object_tagging(ctx: RequestContext) -> Response:
+    version_id = requested_version(ctx.query)
     tags = dict(parse_tagging(await read_body(request_body(ctx.request, ctx.auth))))
     async with ctx.gw.db.session() as session:
-        bucket, version = await _tagged(session, ctx)
+        bucket, version = await _tagged(session, ctx, version_id)
         _refuse_reclassification(version, tags)
         await tag_version(session, version, tags)
         headers = version_headers(bucket, version)
@@ -71,8 +71,9 @@ async def put_object_tagging(ctx: RequestContext) -> Response:
 
 
 async def delete_object_tagging(ctx: RequestContext) -> Response:
+    version_id = requested_version(ctx.query)
     async with ctx.gw.db.session() as session:
-        bucket, version = await _tagged(session, ctx)
+        bucket, version = await _tagged(session, ctx, version_id)
         await tag_version(session, version, {})
         headers = version_headers(bucket, version)
     return empty_response(204, headers=headers)

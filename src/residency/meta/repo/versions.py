@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 from residency.meta.errors import InvalidArgument
 from residency.meta.models import NULL_VERSION, Bucket, ObjectVersion, Placement, Segment
 from residency.meta.repo.keyspace import common_prefix, prefix_end, rolled_up
-from residency.meta.repo.objects import MAX_KEYS, ObjectLookup
+from residency.meta.repo.objects import MAX_KEYS, ObjectLookup, find_latest
 
 __all__ = [
     "VersionListing",
+    "find_addressed",
     "find_version",
     "is_version_id",
     "list_versions",
@@ -57,6 +58,16 @@ async def find_version(
     return await session.scalar(
         select(ObjectVersion).where(*_addressed(bucket.id, key, s3_version_id))
     )
+
+
+async def find_addressed(
+    session: AsyncSession, bucket: Bucket, key: str, s3_version_id: str | None
+) -> ObjectVersion | None:
+    """What a request addresses: the version `s3_version_id` names, or without one the key's
+    current version (either may be a delete marker)."""
+    if s3_version_id is None:
+        return await find_latest(session, bucket, key)
+    return await find_version(session, bucket, key, s3_version_id)
 
 
 def load_object_version(
