@@ -20,6 +20,7 @@ __all__ = [
     "NULL_VERSION",
     "check_version_id",
     "delete_marker_error",
+    "missing",
     "requested_version",
     "version_headers",
 ]
@@ -66,3 +67,13 @@ def delete_marker_error(marker: ObjectVersion, key: str, *, addressed: bool) -> 
         headers={**headers, "Allow": "DELETE", "Last-Modified": http_date(marker.created)},
         resource_type="DeleteMarker",
     )
+
+
+def missing(marker: ObjectVersion | None, key: str, version_id: str | None) -> errors.S3Error:
+    """Why a request has no version to act on: it met a delete marker, named an unknown
+    version, or the key has none."""
+    if marker is not None:
+        return delete_marker_error(marker, key, addressed=version_id is not None)
+    if version_id is not None:
+        return errors.no_such_version(key, version_id)
+    return errors.no_such_key(key)

@@ -9,9 +9,9 @@ from residency.gateway import authorize, errors
 from residency.gateway.checksum import FULL_OBJECT
 from residency.gateway.context import RequestContext
 from residency.gateway.handlers.common import xml_response
-from residency.gateway.handlers.objects import find_object, not_found, whole_number
+from residency.gateway.handlers.objects import find_object, whole_number
 from residency.gateway.http import http_date
-from residency.gateway.versions import requested_version, version_headers
+from residency.gateway.versions import missing, requested_version, version_headers
 from residency.gateway.xml import ObjectPartEntry, object_attributes_result
 
 ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
@@ -55,7 +55,7 @@ async def get_object_attributes(ctx: RequestContext) -> Response:
     await authorize.check_object(ctx, found.bucket, ctx.key, found.version, locations=locations)
     version = found.version
     if version is None:
-        raise not_found(found, ctx.key, version_id)
+        raise missing(found.marker, ctx.key, version_id)
     algorithm = version.checksum_algorithm
     checksums = {algorithm: version.checksum} if algorithm and version.checksum else {}
     parts: list[ObjectPartEntry] = []

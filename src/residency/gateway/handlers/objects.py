@@ -35,7 +35,7 @@ from residency.gateway.payload import request_body
 from residency.gateway.reads import ReplicaReader, SegmentRef, prefetch
 from residency.gateway.versions import (
     NULL_VERSION,
-    delete_marker_error,
+    missing,
     requested_version,
     version_headers,
 )
@@ -380,15 +380,6 @@ async def find_object(
     return found
 
 
-def not_found(found: ObjectLookup, key: str, version_id: str | None) -> errors.S3Error:
-    """Why a lookup has no version to read: a delete marker, an unknown version, no key."""
-    if found.marker is not None:
-        return delete_marker_error(found.marker, key, addressed=version_id is not None)
-    if version_id is not None:
-        return errors.no_such_version(key, version_id)
-    return errors.no_such_key(key)
-
-
 async def read_target(
     ctx: RequestContext,
     bucket_name: str,
@@ -404,7 +395,7 @@ async def read_target(
         ctx, found.bucket, key, found.version, locations=locations, action=action
     )
     if found.version is None:
-        raise not_found(found, key, version_id)
+        raise missing(found.marker, key, version_id)
     segments = [SegmentRef(s.blob_key, s.size, s.checksum) for s in found.segments]
     shown = version_headers(found.bucket, found.version)
     return ReadTarget(ref, found.version, segments, locations, shown)

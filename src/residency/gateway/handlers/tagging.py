@@ -9,7 +9,7 @@ from residency.gateway import authorize, errors
 from residency.gateway.context import RequestContext
 from residency.gateway.handlers.common import empty_response, xml_response
 from residency.gateway.payload import request_body
-from residency.gateway.versions import delete_marker_error, requested_version, version_headers
+from residency.gateway.versions import missing, requested_version, version_headers
 from residency.gateway.writes import CLASS_KEY, COUNT_KEY, SUBJECT_KEY
 from residency.gateway.xml import parse_tagging, read_body, tagging
 from residency.meta.models import Bucket, ObjectVersion
@@ -43,12 +43,8 @@ async def _tagged(
     version = await find_addressed(session, bucket, ctx.key, version_id)
     live = None if version is None or version.is_delete_marker else version
     await authorize.check_object(ctx, bucket, ctx.key, live, session=session)
-    if version is not None and version.is_delete_marker:
-        raise delete_marker_error(version, ctx.key, addressed=version_id is not None)
     if live is None:
-        if version_id is not None:
-            raise errors.no_such_version(ctx.key, version_id)
-        raise errors.no_such_key(ctx.key)
+        raise missing(version, ctx.key, version_id)  # `version`: None or a delete marker
     return bucket, live
 
 
